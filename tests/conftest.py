@@ -1,0 +1,46 @@
+"""Test-wide settings: strict JAX promotion rules and a hypothesis profile.
+
+Strict dtype promotion and ``jax_numpy_rank_promotion="raise"`` turn a rating
+vector ``(B,)`` meeting a ``(B, 1)`` prediction into an error instead of a silent
+``(B, B)`` broadcast. ``deadline=None`` because a first example pays for jit
+compilation.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import jax
+import pytest
+from hypothesis import HealthCheck, settings
+
+jax.config.update("jax_numpy_dtype_promotion", "strict")
+jax.config.update("jax_numpy_rank_promotion", "raise")
+
+settings.register_profile(
+    "ttm",
+    deadline=None,
+    max_examples=25,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    derandomize=True,
+)
+settings.register_profile("ttm-thorough", parent=settings.get_profile("ttm"), max_examples=200)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ttm"))
+
+
+def _movielens_dir() -> Path:
+    env = os.environ.get("TTM_DATA_DIR")
+    base = Path(env) if env else Path(__file__).resolve().parents[2] / "shared" / "datasets"
+    return base / "ml-100k"
+
+
+@pytest.fixture(scope="session")
+def movielens_dir() -> Path:
+    """Folder with MovieLens-100K (``$TTM_DATA_DIR/ml-100k`` or ``../shared/datasets``)."""
+    path = _movielens_dir()
+    if not (path / "u.data").is_file():
+        pytest.skip(
+            f"MovieLens-100K not found at {path}; set TTM_DATA_DIR to the folder that holds ml-100k/"
+        )
+    return path

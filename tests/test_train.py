@@ -1,0 +1,213 @@
+"""The training step, the scan loop, early stopping and divergence handling."""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ttm_jax import (
+    Batch,
+    ModelConfig,
+    RatingData,
+    Tables,
+    TrainConfig,
+    TrainingDivergedError,
+    TrainState,
+    TwoTowerRegressor,
+    evaluate,
+    fit,
+    init_model,
+    make_optimizer,
+    make_synthetic,
+    make_train_chunk,
+    make_train_step,
+    random_split,
+)
+
+SMALL = ModelConfig(hidden=(16, 16), embedding_dim=4)
+
+
+@pytest.fixture(scope="module")
+def small_split():
+    data, _ = make_synthetic(120, 100, 4000, intrinsic_dim=3, ambient_dim=6, coef_range=0.5,
+                             noise_var=0.01, seed=0)
+    return random_split(data, 0.2, 0.2, seed=0)
+
+
+def _state(model, config, steps_per_epoch=1):
+    graphdef, params, rest = nnx.split(model, nnx.Param, ...)
+    tx = make_optimizer(config, steps_per_epoch)
+    with jax.numpy_dtype_promotion("standard"):  # optax's init is not strict-promotion clean
+        opt_state = tx.init(params)
+    return graphdef, TrainState(params, rest, opt_state, jnp.zeros((), jnp.int32))
+
+
+def _tables_and_batch(data: RatingData):
+    tables = Tables(jnp.asarray(data.user_features), jnp.asarray(data.item_features))
+    batch = Batch(jnp.asarray(data.user_ids), jnp.asarray(data.item_ids),
+                  jnp.asarray(data.ratings))
+    return tables, batch
+
+
+@settings(max_examples=8)
+@given(mode=st.sampled_from(["entity", "rating"]), penalty=st.sampled_from(["l2", "l1", "none"]),
+       seed=st.integers(0, 2**31 - 1))
+def test_a_small_step_lowers_the_training_loss_on_a_fixed_batch(small_split, mode, penalty,
+                                                                   seed):
+    config = TrainConfig(optimizer="sgd", learning_rate=1e-3, penalty=penalty,
+                         penalty_weight=1e-4)
+    model = init_model(SMALL, small_split.train, key=jax.random.key(seed))
+    graphdef, state = _state(model, config)
+    tables, batch = _tables_and_batch(small_split.train.subset(np.arange(256)))
+    step = make_train_step(graphdef, config, mode, 1)
+    lam = jnp.asarray(config.penalty_weight, jnp.float32)
+    state1, mse0 = step(state, tables, batch, lam)
+    _, mse1 = step(state1, tables, batch, lam)
+    assert float(mse1) < float(mse0)
+
+
+def test_the_jitted_step_compiles_once(small_split):
+    config = TrainConfig(batch_size=64)
+    model = init_model(SMALL, small_split.train, key=jax.random.key(0))
+    graphdef, state = _state(model, config)
+    tables, batch = _tables_and_batch(small_split.train.subset(np.arange(64)))
+    step = make_train_step(graphdef, config, "entity", 1)
+    lam = jnp.asarray(1e-3, jnp.float32)
+    for _ in range(3):
+        state, _ = step(state, tables, batch, lam)
+    assert step._cache_size() == 1
+    # A second fit with the same configuration reuses the compiled scan chunk.
+    chunk = make_train_chunk(graphdef, config, "entity", 50, 50)
+    train = _tables_and_batch(small_split.train)[1]
+    for k in range(2):
+        state, _ = chunk(state, tables, train, jax.random.key(k), lam)
+    assert chunk._cache_size() == 1
+    assert make_train_step(graphdef, config, "entity", 1) is step
+
+
+def test_entity_and_rating_modes_compute_the_same_step(small_split):
+    config = TrainConfig(batch_size=128)
+    model = init_model(SMALL, small_split.train, key=jax.random.key(1))
+    graphdef, state = _state(model, config)
+    tables, batch = _tables_and_batch(small_split.train.subset(np.arange(128)))
+    lam = jnp.asarray(1e-3, jnp.float32)
+    a, mse_a = make_train_step(graphdef, config, "entity", 1)(state, tables, batch, lam)
+    b, mse_b = make_train_step(graphdef, config, "rating", 1)(state, tables, batch, lam)
+    np.testing.assert_allclose(mse_a, mse_b, rtol=1e-5)
+    for x, y in zip(jax.tree_util.tree_leaves(a.params), jax.tree_util.tree_leaves(b.params)):
+        np.testing.assert_allclose(x, y, rtol=1e-4, atol=1e-6)
+
+
+def test_same_seed_gives_identical_results(small_split):
+    config = TrainConfig(max_epochs=6, eval_every_epochs=2, batch_size=256)
+    preds = [
+        TwoTowerRegressor(SMALL, config, seed=5, progress=False)
+        .fit(small_split.train, small_split.validation)
+        .predict(small_split.test)
+        for _ in range(2)
+    ]
+    other = TwoTowerRegressor(SMALL, config, seed=6, progress=False).fit(
+        small_split.train, small_split.validation).predict(small_split.test)
+    assert np.array_equal(preds[0], preds[1])
+    assert not np.array_equal(preds[0], other)
+
+
+def test_training_beats_the_mean_and_early_stopping_keeps_the_best(small_split):
+    config = TrainConfig(max_epochs=400, eval_every_epochs=5, patience=4, batch_size=512,
+                         learning_rate=1e-2)
+    reg = TwoTowerRegressor(SMALL, config, seed=0, progress=False).fit(
+        small_split.train, small_split.validation)
+    res = reg.result_
+    assert res.stop_reason == "early_stopping" and res.epochs_run < 400
+    assert res.best_val_rmse == pytest.approx(np.nanmin(res.history.val_rmse))
+    assert res.best_epoch == res.history.epoch[np.nanargmin(res.history.val_rmse)]
+    # The kept model is the best one, not the last one.
+    val = evaluate(reg.model_, small_split.validation).overall.rmse
+    assert val == pytest.approx(res.best_val_rmse, rel=1e-4)
+    baseline = np.std(small_split.test.ratings)
+    assert evaluate(reg.model_, small_split.test).overall.rmse < 0.5 * baseline
+
+
+def test_a_diverging_loss_stops_with_an_error_and_keeps_the_best_parameters(small_split):
+    config = TrainConfig(optimizer="sgd", learning_rate=0.005, max_epochs=40,
+                         eval_every_epochs=1, batch_size=256, penalty="none")
+    model = init_model(SMALL, small_split.train, key=jax.random.key(0))
+    ok = fit(model, small_split.train, small_split.validation,
+             config.replace(max_epochs=2), key=jax.random.key(1), progress=False)
+    assert math.isfinite(ok.best_val_rmse)
+    # A step size this large blows up within a few epochs.
+    reg = TwoTowerRegressor(SMALL, config.replace(learning_rate=50.0), seed=0, progress=False)
+    with pytest.raises(TrainingDivergedError, match="non-finite") as info:
+        reg.fit(small_split.train, small_split.validation)
+    kept = info.value.result
+    assert kept.stop_reason == "diverged"
+    # The regressor keeps the best (finite) parameters it found.
+    assert np.isfinite(reg.predict(small_split.test)).all()
+    leaves = jax.tree_util.tree_leaves(nnx.state(kept.model, nnx.Param))
+    assert all(bool(jnp.isfinite(x).all()) for x in leaves)
+
+
+def test_wrong_width_features_are_rejected_by_a_fitted_regressor(small_split):
+    reg = TwoTowerRegressor(SMALL, TrainConfig(max_epochs=1), seed=0, progress=False)
+    reg.fit(small_split.train)
+    with pytest.raises(ValueError, match=r"user tower was built for \[n, 6\]"):
+        reg.user_embeddings(np.zeros((3, 7)))
+    with pytest.raises(RuntimeError, match="not fitted yet"):
+        TwoTowerRegressor().predict(small_split.test)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(optimizer="rmsprop"), "optimizer='rmsprop'"),
+        (dict(learning_rate=0.0), "learning_rate=0.0 must be positive"),
+        (dict(batch_size=0), "batch_size=0 must be a positive integer"),
+        (dict(penalty="l3"), "penalty='l3'"),
+        (dict(proximal=True), "proximal=True applies to penalty='l1'"),
+        (dict(penalty_weight=-1.0), "penalty_weight=-1.0"),
+        (dict(tower_mode="fast"), "tower_mode='fast'"),
+    ],
+)
+def test_bad_training_configuration_is_named(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        TrainConfig(**kwargs)
+
+
+def test_paper_recipe_is_the_papers_schedule():
+    from ttm_jax import make_schedule
+
+    cfg = TrainConfig.paper()
+    assert (cfg.optimizer, cfg.learning_rate, cfg.decay_rate, cfg.min_learning_rate) == (
+        "sgd", 0.01, 0.9, 0.005)
+    schedule = make_schedule(cfg, steps_per_epoch=100)
+    jax.config.update("jax_numpy_dtype_promotion", "standard")  # optax schedules mix int/float
+    try:
+        _check_paper_schedule(schedule)
+    finally:
+        jax.config.update("jax_numpy_dtype_promotion", "strict")
+
+
+def _check_paper_schedule(schedule):
+    assert float(schedule(0)) == pytest.approx(0.01)
+    assert float(schedule(100)) == pytest.approx(0.009)
+    assert float(schedule(100 * 50)) == pytest.approx(0.005)  # the floor
+
+
+def test_stronger_proximal_l1_gives_fewer_effective_parameters(small_split):
+    from theory import effective_params
+
+    counts = []
+    for lam in (0.0, 1e-3, 1e-2):
+        config = TrainConfig(penalty="l1", proximal=lam > 0, penalty_weight=lam, max_epochs=30,
+                             eval_every_epochs=5, batch_size=512, learning_rate=1e-2)
+        reg = TwoTowerRegressor(SMALL, config, seed=0, progress=False)
+        reg.fit(small_split.train, small_split.validation)
+        counts.append(effective_params(reg.model_).total)
+    assert counts[0] > counts[1] > counts[2]

@@ -1,0 +1,233 @@
+"""Measured convergence rates: the log-log slope of squared error against |Ω|.
+
+Theorem 2 bounds the squared L2 error by ``L_ui |Ω|^{−a} (log|Ω|)²`` with
+``a = 2β/(2β + d_ui)`` (:func:`theory.bounds.theorem2_exponent`). Given errors
+measured at several ``|Ω|`` (and several replications per ``|Ω|``), :func:`fit_rate`
+fits ``log err = log c − a log|Ω| + k log log|Ω|`` by least squares with ``k``
+fixed (0, or 2 to divide out the theorem's ``(log|Ω|)²``), and reports ``a`` with
+a standard error and a confidence interval. The theorem is an upper bound up
+to constants, so a measured ``a`` at least the predicted one is consistent with
+it and a smaller one is not: :func:`rate_consistent` checks
+``ci_high ≥ predicted``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import numpy as np
+from scipy import stats
+
+__all__ = ["RateFit", "fit_rate", "rate_consistent"]
+
+
+class RateFit(NamedTuple):
+    """A fitted rate ``err ≈ c · |Ω|^{−exponent} · (log|Ω|)^{log_power}``.
+
+    Attributes:
+      exponent: the measured rate ``a`` (minus the log-log slope).
+      stderr: its standard error (regression's, or bootstrap standard deviation).
+      ci_low, ci_high: the confidence interval for ``a``.
+      confidence: the interval's level, e.g. 0.95.
+      constant: ``c`` (exp of the intercept), units of the errors.
+      log_power: the power of ``log|Ω|`` divided out before the fit.
+      method: ``"regression"`` (t interval) or ``"bootstrap"`` (percentile interval).
+      n_sizes: number of distinct ``|Ω|``.
+      n_points: number of (``|Ω|``, error) pairs fitted.
+      predicted: the exponent compared against, or ``None``.
+      consistent: ``ci_high ≥ predicted`` (``None`` without a prediction).
+    """
+
+    exponent: float
+    stderr: float
+    ci_low: float
+    ci_high: float
+    confidence: float
+    constant: float
+    log_power: float
+    method: str
+    n_sizes: int
+    n_points: int
+    predicted: float | None
+    consistent: bool | None
+
+
+def fit_rate(
+    n_obs: np.ndarray,
+    errors: np.ndarray,
+    *,
+    log_power: float = 0.0,
+    confidence: float = 0.95,
+    method: str = "regression",
+    n_boot: int = 2000,
+    seed: int | np.random.Generator | None = None,
+    predicted: float | None = None,
+) -> RateFit:
+    """Fit the rate exponent of errors against ``|Ω|`` on a log-log scale.
+
+    Args:
+      n_obs: ``|Ω|`` values, ``[k]``; repeated values are replications.
+      errors: the measured squared errors, ``[k]`` aligned with ``n_obs``, or
+        ``[k, r]`` with ``r`` replications for each ``n_obs[j]``. Positive and finite.
+      log_power: divide the errors by ``(log|Ω|)^log_power`` before fitting; 2
+        removes Theorem 2's ``(log|Ω|)²`` so that the slope compares with
+        :func:`theory.bounds.theorem2_exponent` directly.
+      confidence: interval level in ``(0, 1)``.
+      method: ``"regression"``: OLS standard error and a t interval with
+        ``k − 2`` degrees of freedom (needs 3 points). ``"bootstrap"``: resample
+        the replications within each ``|Ω|`` (needs 2 per ``|Ω|``), refit, and
+        take the percentile interval and the standard deviation.
+      n_boot: bootstrap resamples.
+      seed: an int or ``numpy.random.Generator``; required for the bootstrap
+        (the same seed gives the same interval).
+      predicted: the theorem's exponent, to fill ``consistent``.
+
+    Returns:
+      A :class:`RateFit`.
+
+    Raises:
+      ValueError: for non-positive or non-finite errors or ``|Ω|``, fewer than
+        two distinct ``|Ω|``, too few points for the method, or a bootstrap
+        without a seed.
+
+    Example::
+
+      >>> n = np.array([1e3, 1e4, 1e5])
+      >>> errors = 3.0 * n[:, None] ** -0.5 * np.array([[1.01, 0.99]])   # [3 sizes, 2 reps]
+      >>> fit = fit_rate(n, errors, predicted=0.4)
+      >>> round(fit.exponent, 3), fit.consistent
+      (0.5, True)
+    """
+    x, y, groups = _long_format(n_obs, errors)
+    log_power = float(log_power)
+    if not math.isfinite(log_power):
+        raise ValueError(f"log_power={log_power} must be finite (0, or 2 for Theorem 2's factor)")
+    if log_power != 0.0:
+        if np.any(x <= 1):
+            raise ValueError("n_obs must be > 1 when log_power != 0 (log|Ω| must be positive)")
+        y = y / np.log(x) ** log_power
+    if not 0.0 < confidence < 1.0:
+        raise ValueError(f"confidence={confidence} must lie strictly between 0 and 1")
+    lx, ly = np.log(x), np.log(y)
+    slope, intercept = _ols(lx[None, :], ly[None, :])
+    slope, intercept = float(slope[0]), float(intercept[0])
+    alpha = 1.0 - confidence
+    if method == "regression":
+        dof = lx.size - 2
+        if dof < 1:
+            raise ValueError(
+                f"errors has {lx.size} points; the regression standard error needs at least 3 "
+                "(add replications or |Ω| values)"
+            )
+        residual = ly - (intercept + slope * lx)
+        sxx = float(np.sum((lx - lx.mean()) ** 2))
+        stderr = math.sqrt(float(np.sum(residual**2)) / dof / sxx)
+        half = float(stats.t.ppf(1.0 - alpha / 2.0, dof)) * stderr
+        low, high = -slope - half, -slope + half
+    elif method == "bootstrap":
+        if seed is None:
+            raise ValueError(
+                "method='bootstrap' needs seed= (an int or numpy Generator) so that the "
+                "interval is reproducible"
+            )
+        if int(n_boot) != n_boot or n_boot < 100:
+            raise ValueError(f"n_boot={n_boot} must be an integer >= 100")
+        rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+        index = _stratified_resamples(groups, int(n_boot), rng)
+        boot_slopes, _ = _ols(lx[index], ly[index])
+        rates = -boot_slopes
+        stderr = float(np.std(rates, ddof=1))
+        low, high = (float(q) for q in np.quantile(rates, [alpha / 2.0, 1.0 - alpha / 2.0]))
+    else:
+        raise ValueError(f"method={method!r} is not known; use 'regression' or 'bootstrap'")
+    consistent = None
+    if predicted is not None:
+        consistent = bool(high >= float(predicted))
+    return RateFit(
+        exponent=-slope,
+        stderr=stderr,
+        ci_low=float(low),
+        ci_high=float(high),
+        confidence=float(confidence),
+        constant=math.exp(intercept),
+        log_power=log_power,
+        method=method,
+        n_sizes=int(np.unique(x).size),
+        n_points=int(x.size),
+        predicted=None if predicted is None else float(predicted),
+        consistent=consistent,
+    )
+
+
+def rate_consistent(fit: RateFit, predicted: float) -> bool:
+    """Whether a measured rate is consistent with Theorem 2's upper bound.
+
+    The theorem bounds the error from above, so the true rate may be faster:
+    the measurement is consistent when its interval reaches the predicted
+    exponent or beyond, ``fit.ci_high ≥ predicted``.
+
+    Args:
+      fit: a :class:`RateFit`.
+      predicted: ``2β/(2β + d_ui)`` from :func:`theory.bounds.theorem2_exponent`.
+
+    Example::
+
+      >>> fit = RateFit(0.4, 0.05, 0.3, 0.5, 0.95, 1.0, 0.0, "regression", 4, 12, None, None)
+      >>> rate_consistent(fit, 0.45), rate_consistent(fit, 0.6)
+      (True, False)
+    """
+    predicted = float(predicted)
+    if not math.isfinite(predicted):
+        raise ValueError(f"predicted={predicted} must be a finite exponent")
+    return bool(fit.ci_high >= predicted)
+
+
+def _long_format(n_obs: np.ndarray, errors: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    x = np.asarray(n_obs, dtype=np.float64)
+    y = np.asarray(errors, dtype=np.float64)
+    if x.ndim != 1:
+        raise ValueError(f"n_obs has shape {x.shape}; pass a 1-D array of |Ω| values [k]")
+    if y.ndim == 2 and y.shape[0] == x.shape[0]:
+        x = np.repeat(x, y.shape[1])
+        y = y.reshape(-1)
+    elif y.shape != x.shape:
+        raise ValueError(
+            f"errors has shape {y.shape} but n_obs has shape {x.shape}; pass errors [k] "
+            "aligned with n_obs, or [k, r] with r replications per |Ω|"
+        )
+    if not np.all(np.isfinite(x)) or np.any(x <= 0):
+        raise ValueError("n_obs must hold finite pair counts |Ω| > 0")
+    if not np.all(np.isfinite(y)) or np.any(y <= 0):
+        raise ValueError(
+            "errors must be positive and finite (a log-log fit needs log err); drop failed "
+            "runs or replace exact zeros by the floating-point floor"
+        )
+    sizes, groups = np.unique(x, return_inverse=True)
+    if sizes.size < 2:
+        raise ValueError(
+            f"n_obs has {sizes.size} distinct value(s); a slope needs at least two distinct |Ω|"
+        )
+    return x, y, groups
+
+
+def _ols(lx: np.ndarray, ly: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Slopes and intercepts of rows ``[b, k]`` fitted independently."""
+    mx = lx.mean(axis=1, keepdims=True)
+    my = ly.mean(axis=1, keepdims=True)
+    sxx = np.sum((lx - mx) ** 2, axis=1)
+    slope = np.sum((lx - mx) * (ly - my), axis=1) / np.where(sxx > 0, sxx, np.nan)
+    return slope, my[:, 0] - slope * mx[:, 0]
+
+
+def _stratified_resamples(groups: np.ndarray, n_boot: int, rng: np.random.Generator) -> np.ndarray:
+    """Indices ``[n_boot, k]`` resampling each |Ω|'s replications with replacement."""
+    members = [np.flatnonzero(groups == g) for g in range(int(groups.max()) + 1)]
+    if min(m.size for m in members) < 2:
+        raise ValueError(
+            "method='bootstrap' resamples replications within each |Ω| and needs at least two "
+            "per |Ω|; use method='regression' or add replications"
+        )
+    return np.concatenate(
+        [m[rng.integers(0, m.size, size=(n_boot, m.size))] for m in members], axis=1
+    )

@@ -1,0 +1,71 @@
+"""ttm_jax: the two-tower recommender model on JAX and Flax NNX.
+
+``R(x_u, x_i) = <f(x_u), g(x_i)>`` with neural towers ``f``, ``g`` trained by
+minibatch stochastic gradients on the penalised squared error (eq. 2 of the
+paper). See ``docs/index.md`` for a tour.
+"""
+
+from ttm_jax.config import ModelConfig, TrainConfig
+from ttm_jax.data import RatingData, Split, cold_start_split, random_split
+from ttm_jax.evaluate import Evaluation, ExcessRisk, Metrics, evaluate, excess_risk, metrics
+from ttm_jax.inference import embed_items, embed_users, predict_pairs
+from ttm_jax.objective import penalty, soft_threshold
+from ttm_jax.regressor import TwoTowerRegressor
+from ttm_jax.synthetic import GroundTruth, SyntheticData, make_synthetic
+from ttm_jax.towers import ACTIVATIONS, Tower, TwoTower, activation_lipschitz
+from ttm_jax.train import (
+    Batch,
+    FitResult,
+    History,
+    Tables,
+    TrainingDivergedError,
+    TrainState,
+    fit,
+    init_model,
+    make_optimizer,
+    make_schedule,
+    make_train_chunk,
+    make_train_step,
+    resolve_tower_mode,
+)
+
+__all__ = [
+    "ACTIVATIONS",
+    "Batch",
+    "Evaluation",
+    "ExcessRisk",
+    "FitResult",
+    "GroundTruth",
+    "History",
+    "Metrics",
+    "ModelConfig",
+    "RatingData",
+    "Split",
+    "SyntheticData",
+    "Tables",
+    "Tower",
+    "TrainConfig",
+    "TrainState",
+    "TrainingDivergedError",
+    "TwoTower",
+    "TwoTowerRegressor",
+    "activation_lipschitz",
+    "cold_start_split",
+    "embed_items",
+    "embed_users",
+    "evaluate",
+    "excess_risk",
+    "fit",
+    "init_model",
+    "make_optimizer",
+    "make_schedule",
+    "make_synthetic",
+    "make_train_chunk",
+    "make_train_step",
+    "metrics",
+    "penalty",
+    "predict_pairs",
+    "random_split",
+    "resolve_tower_mode",
+    "soft_threshold",
+]
