@@ -15,7 +15,7 @@ Every function accepts a tower in any of these forms:
 
 * a :class:`ttm_jax.towers.Tower` (an ``nnx.Module`` with ``layers``);
 * its ``nnx.State`` (``nnx.state(tower)`` or the ``nnx.Param`` part of
-  ``nnx.split``), or the pure dict of that state (``state.to_pure_dict()``);
+  ``nnx.split``), or the pure dict of that state (``nnx.to_pure_dict(state)``);
 * a sequence of ``(A_l, b_l)`` pairs in the paper's orientation,
   ``A_l`` of shape ``[p_l, p_{l-1}]`` and ``b_l`` of shape ``[p_l]`` (``None`` for
   a layer without bias).

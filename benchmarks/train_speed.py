@@ -1,0 +1,124 @@
+"""Training-step throughput: tower outputs per rating vs once per entity.
+
+For each batch size, times the same jitted ``lax.scan`` training chunk in the
+two tower modes on SPEC §6 data (1500 users × 1500 items, 70,000 training
+ratings by default) and prints ratings per second and the ratio
+entity / rating. Both modes run in this one process, interleaved, so the ratio
+is measured against a baseline under the same conditions.
+
+Run:  python benchmarks/train_speed.py [--batch-sizes 256 1024 4096 16384] [--seed 0]
+Writes benchmarks/out/train_speed.json and benchmarks/out/train_speed.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import platform
+import time
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from ttm_jax import (
+    Batch,
+    ModelConfig,
+    Tables,
+    TrainConfig,
+    TrainState,
+    init_model,
+    make_optimizer,
+    make_synthetic,
+    make_train_chunk,
+)
+
+
+def time_mode(data, model_cfg, batch_size, mode, steps, repeats, seed):
+    config = TrainConfig(batch_size=batch_size)
+    model = init_model(model_cfg, data, key=jax.random.key(seed))
+    graphdef, params, rest = nnx.split(model, nnx.Param, ...)
+    spe = max(1, math.ceil(data.n_ratings / batch_size))
+    tx = make_optimizer(config, spe)
+    state = TrainState(params, rest, tx.init(params), jnp.zeros((), jnp.int32))
+    chunk = make_train_chunk(graphdef, config, mode, spe, steps)
+    tables = Tables(jnp.asarray(data.user_features), jnp.asarray(data.item_features))
+    train = Batch(jnp.asarray(data.user_ids), jnp.asarray(data.item_ids),
+                  jnp.asarray(data.ratings))
+    lam = jnp.asarray(config.penalty_weight, jnp.float32)
+    state, losses = chunk(state, tables, train, jax.random.key(0), lam)  # compile
+    losses.block_until_ready()
+    times = []
+    for r in range(repeats):
+        t0 = time.perf_counter()
+        state, losses = chunk(state, tables, train, jax.random.key(r + 1), lam)
+        losses.block_until_ready()
+        times.append(time.perf_counter() - t0)
+    best = min(times)  # least-disturbed repeat on a shared machine
+    return steps * batch_size / best
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--batch-sizes", type=int, nargs="+", default=[256, 1024, 4096, 16384])
+    ap.add_argument("--users", type=int, default=1500)
+    ap.add_argument("--items", type=int, default=1500)
+    ap.add_argument("--ratings", type=int, default=70_000)
+    ap.add_argument("--ratings-per-repeat", type=int, default=400_000,
+                    help="ratings processed per timed repeat (sets the steps per dispatch)")
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--seed", type=int, required=False, default=0,
+                    help="seed of the synthetic data and initialisation")
+    ap.add_argument("--out", type=Path, default=Path(__file__).parent / "out")
+    args = ap.parse_args(argv)
+
+    data, _ = make_synthetic(args.users, args.items, args.ratings, seed=args.seed)
+    model_cfg = ModelConfig()
+    device = jax.devices()[0]
+    print(f"device: {device.device_kind} ({device.platform}); model hidden={model_cfg.hidden}, "
+          f"p={model_cfg.embedding_dim}; {args.users} users x {args.items} items, "
+          f"|Ω|={args.ratings}; seed={args.seed}")
+    print(f"{'batch':>7} {'per-rating r/s':>15} {'per-entity r/s':>15} {'entity/rating':>14}")
+    rows = []
+    for b in args.batch_sizes:
+        steps = max(4, args.ratings_per_repeat // b)
+        rating = time_mode(data, model_cfg, b, "rating", steps, args.repeats, args.seed)
+        entity = time_mode(data, model_cfg, b, "entity", steps, args.repeats, args.seed)
+        rows.append(dict(batch_size=b, steps_per_dispatch=steps, rating_per_s=rating,
+                         entity_per_s=entity, ratio=entity / rating))
+        print(f"{b:>7} {rating:>15,.0f} {entity:>15,.0f} {entity / rating:>13.2f}x", flush=True)
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    meta = dict(device=device.device_kind, platform=device.platform, machine=platform.node(),
+                date=time.strftime("%Y-%m-%d"), jax=jax.__version__, args=vars(args) | {
+                    "out": str(args.out)})
+    tag = "" if device.platform == "cpu" else f"_{device.platform}"
+    (args.out / f"train_speed{tag}.json").write_text(json.dumps(dict(meta=meta, rows=rows),
+                                                                indent=2))
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots(figsize=(5, 3.5))
+        bs = [r["batch_size"] for r in rows]
+        ax.loglog(bs, [r["rating_per_s"] for r in rows], "o-", label="towers per rating")
+        ax.loglog(bs, [r["entity_per_s"] for r in rows], "s-", label="towers per entity")
+        ax.set_xlabel("batch size")
+        ax.set_ylabel("training ratings / s")
+        ax.set_title(f"train step throughput ({device.platform})")
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(args.out / f"train_speed{tag}.png", dpi=120)
+    except ImportError:
+        pass
+    print(f"wrote {args.out}/train_speed{tag}.json")
+    return rows
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,106 @@
+"""Choose the library's default configuration by measurement.
+
+Trains ``TwoTowerRegressor`` with each candidate configuration on the paper's
+synthetic study (SPEC §6: 1500 users, 1500 items, 100,000 ratings, 70/30
+train/test split, 20% of train held out for early stopping) and reports test
+RMSE, the epoch early stopping kept, and wall time. Candidates differ from
+``base`` (the defaults of ``ModelConfig``/``TrainConfig`` as this script was
+written) in one or two settings each, so the table reads as an ablation.
+
+Run:  python benchmarks/tune_default.py [--candidates base lr1e-2 ...] [--dims 20] [--seed 0]
+Writes benchmarks/out/tune_default.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import jax
+
+from ttm_jax import ModelConfig, TrainConfig, TwoTowerRegressor, evaluate, make_synthetic
+from ttm_jax import random_split
+
+BASE_MODEL = dict(hidden=(100, 100, 100, 100), embedding_dim=30, activation="silu",
+                  standardize=True, center_ratings=True)
+BASE_TRAIN = dict(optimizer="adam", learning_rate=3e-3, batch_size=4096, max_epochs=2500,
+                  penalty="l2", penalty_weight=1e-3, eval_every_epochs=10, patience=30)
+
+# name: (model overrides, train overrides)
+CANDIDATES: dict[str, tuple[dict, dict]] = {
+    "base": ({}, {}),
+    "lr1e-3": ({}, dict(learning_rate=1e-3)),
+    "lr1e-2": ({}, dict(learning_rate=1e-2)),
+    "lam3e-4": ({}, dict(penalty_weight=3e-4)),
+    "lam2e-3": ({}, dict(penalty_weight=2e-3)),
+    "batch1024": ({}, dict(batch_size=1024)),
+    "batch1024-lr1e-3": ({}, dict(batch_size=1024, learning_rate=1e-3)),
+    "width200": (dict(hidden=(200,) * 4), {}),
+    "width50": (dict(hidden=(50,) * 4), {}),
+    "depth2": (dict(hidden=(100,) * 2), {}),
+    "depth3-width200": (dict(hidden=(200,) * 3), {}),
+    "gelu": (dict(activation="gelu"), {}),
+    "tanh": (dict(activation="tanh"), {}),
+    "relu": (dict(activation="relu"), {}),
+    "raw-inputs": (dict(standardize=False), {}),
+    "adamw-wd1e-2": ({}, dict(optimizer="adamw", penalty_weight=1e-2)),
+    "adamw-wd1e-1": ({}, dict(optimizer="adamw", penalty_weight=1e-1)),
+    "decay": ({}, dict(decay_rate=0.5, decay_epochs=500, min_learning_rate=1e-5)),
+    "lr1e-2-decay": ({}, dict(learning_rate=1e-2, decay_rate=0.5, decay_epochs=400,
+                              min_learning_rate=1e-5, grad_clip=1.0)),
+    "p50": (dict(embedding_dim=50), {}),
+    "paper-sgd": (dict(hidden=(50,) * 4, activation="relu", standardize=False,
+                       center_ratings=False),
+                  dict(optimizer="sgd", learning_rate=0.01, decay_rate=0.9, decay_epochs=1,
+                       min_learning_rate=0.005, batch_size=32, max_epochs=200,
+                       eval_every_epochs=1, patience=10, penalty_weight=1e-4)),
+}
+
+
+def run(name: str, d: int, seed: int, max_seconds: float | None) -> dict:
+    model_over, train_over = CANDIDATES[name]
+    model_cfg = ModelConfig(**(BASE_MODEL | model_over))
+    train_cfg = TrainConfig(**(BASE_TRAIN | train_over | dict(max_seconds=max_seconds)))
+    data, _ = make_synthetic(1500, 1500, 100_000, intrinsic_dim=d, seed=seed)
+    split = random_split(data, 0.3, seed=seed)
+    t0 = time.perf_counter()
+    reg = TwoTowerRegressor(model_cfg, train_cfg, seed=seed, progress=False).fit(split.train)
+    secs = time.perf_counter() - t0
+    rmse = evaluate(reg.model_, split.test).overall.rmse
+    res = reg.result_
+    return dict(name=name, d=d, seed=seed, test_rmse=rmse, val_rmse=res.best_val_rmse,
+                best_epoch=res.best_epoch, epochs_run=res.epochs_run, seconds=secs,
+                stop=res.stop_reason, model=model_over, train=train_over)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--candidates", nargs="+", default=list(CANDIDATES), choices=list(CANDIDATES))
+    ap.add_argument("--dims", type=int, nargs="+", default=[20])
+    ap.add_argument("--seed", type=int, default=0, help="data, split and training seed")
+    ap.add_argument("--max-seconds", type=float, default=None, help="per-fit time budget")
+    ap.add_argument("--out", type=Path, default=Path(__file__).parent / "out")
+    args = ap.parse_args(argv)
+    dev = jax.devices()[0]
+    print(f"device: {dev.device_kind} ({dev.platform}); seed={args.seed}", flush=True)
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / f"tune_default_{dev.platform}.json"
+    rows = []
+    for d in args.dims:
+        for name in args.candidates:
+            row = run(name, d, args.seed, args.max_seconds)
+            rows.append(row)
+            print(f"d={d:>2} {name:<18} test RMSE {row['test_rmse']:.4f}  val {row['val_rmse']:.4f}"
+                  f"  best epoch {row['best_epoch']:>6.0f}/{row['epochs_run']:<6.0f}"
+                  f" {row['seconds']:7.1f}s  {row['stop']}", flush=True)
+            path.write_text(json.dumps(dict(device=dev.device_kind, rows=rows), indent=2))
+    print("\nsorted by test RMSE:")
+    for row in sorted(rows, key=lambda r: (r["d"], r["test_rmse"])):
+        print(f"d={row['d']:>2} {row['name']:<18} {row['test_rmse']:.4f} {row['seconds']:7.1f}s")
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
