@@ -14,14 +14,21 @@ Writes benchmarks/out/tune_default.json.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import time
 from pathlib import Path
 
 import jax
 
-from ttm_jax import ModelConfig, TrainConfig, TwoTowerRegressor, evaluate, make_synthetic
-from ttm_jax import random_split
+from ttm_jax import (
+    ModelConfig,
+    TrainConfig,
+    TwoTowerRegressor,
+    evaluate,
+    make_synthetic,
+    random_split,
+)
 
 BASE_MODEL = dict(hidden=(100, 100, 100, 100), embedding_dim=30, activation="silu",
                   standardize=True, center_ratings=True)
@@ -51,6 +58,16 @@ CANDIDATES: dict[str, tuple[dict, dict]] = {
     "lr1e-2-decay": ({}, dict(learning_rate=1e-2, decay_rate=0.5, decay_epochs=400,
                               min_learning_rate=1e-5, grad_clip=1.0)),
     "p50": (dict(embedding_dim=50), {}),
+    "depth1": (dict(hidden=(100,)), {}),
+    "depth2-width200": (dict(hidden=(200, 200)), {}),
+    "depth2-width50": (dict(hidden=(50, 50)), {}),
+    "depth2-decay": (dict(hidden=(100, 100)), dict(decay_rate=0.5, decay_epochs=500,
+                                                    min_learning_rate=1e-5)),
+    "depth2-lam2e-3": (dict(hidden=(100, 100)), dict(penalty_weight=2e-3)),
+    "depth2-lam5e-4": (dict(hidden=(100, 100)), dict(penalty_weight=5e-4)),
+    "depth2-batch1024-lr1e-3": (dict(hidden=(100, 100)), dict(batch_size=1024,
+                                                              learning_rate=1e-3)),
+    "depth2-p50": (dict(hidden=(100, 100), embedding_dim=50), {}),
     "paper-sgd": (dict(hidden=(50,) * 4, activation="relu", standardize=False,
                        center_ratings=False),
                   dict(optimizer="sgd", learning_rate=0.01, decay_rate=0.9, decay_epochs=1,
@@ -59,10 +76,16 @@ CANDIDATES: dict[str, tuple[dict, dict]] = {
 }
 
 
-def run(name: str, d: int, seed: int, max_seconds: float | None) -> dict:
+def configs(name: str, max_seconds: float | None) -> tuple[ModelConfig, TrainConfig]:
+    if name == "library-default":
+        return ModelConfig(), TrainConfig(max_seconds=max_seconds)
     model_over, train_over = CANDIDATES[name]
-    model_cfg = ModelConfig(**(BASE_MODEL | model_over))
-    train_cfg = TrainConfig(**(BASE_TRAIN | train_over | dict(max_seconds=max_seconds)))
+    return (ModelConfig(**(BASE_MODEL | model_over)),
+            TrainConfig(**(BASE_TRAIN | train_over | dict(max_seconds=max_seconds))))
+
+
+def run(name: str, d: int, seed: int, max_seconds: float | None) -> dict:
+    model_cfg, train_cfg = configs(name, max_seconds)
     data, _ = make_synthetic(1500, 1500, 100_000, intrinsic_dim=d, seed=seed)
     split = random_split(data, 0.3, seed=seed)
     t0 = time.perf_counter()
@@ -72,12 +95,15 @@ def run(name: str, d: int, seed: int, max_seconds: float | None) -> dict:
     res = reg.result_
     return dict(name=name, d=d, seed=seed, test_rmse=rmse, val_rmse=res.best_val_rmse,
                 best_epoch=res.best_epoch, epochs_run=res.epochs_run, seconds=secs,
-                stop=res.stop_reason, model=model_over, train=train_over)
+                stop=res.stop_reason, model=dataclasses.asdict(model_cfg),
+                train=dataclasses.asdict(train_cfg))
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("--candidates", nargs="+", default=list(CANDIDATES), choices=list(CANDIDATES))
+    names = ["library-default", *CANDIDATES]
+    ap.add_argument("--candidates", nargs="+", default=names, choices=names,
+                    help="configurations to train ('library-default': ModelConfig(), TrainConfig())")
     ap.add_argument("--dims", type=int, nargs="+", default=[20])
     ap.add_argument("--seed", type=int, default=0, help="data, split and training seed")
     ap.add_argument("--max-seconds", type=float, default=None, help="per-fit time budget")

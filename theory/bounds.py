@@ -338,6 +338,14 @@ def theorem1_width(epsilon: float, beta: float, d: float, *, constant: float = 1
 def theorem1_scale(epsilon: float, *, s: float, constant: float = 1.0) -> float:
     """Theorem 1's parameter scale ``B = c · ε^{−s}``.
 
+    Args:
+      epsilon: ``ε > 0``, the per-coordinate approximation accuracy.
+      s: ``s ≥ 0``, the paper's unspecified exponent.
+      constant: ``c``.
+
+    Returns:
+      ``B`` (units of the weights).
+
     Example::
 
       >>> theorem1_scale(0.5, s=2.0)
@@ -352,6 +360,14 @@ def theorem1_scale(epsilon: float, *, s: float, constant: float = 1.0) -> float:
 
 def theorem1_error(epsilon: float, *, embedding_dim: int, sup_bound: float) -> float:
     """Theorem 1's sup-norm approximation error ``3 p M ε`` of the two-tower model.
+
+    Args:
+      epsilon: ``ε > 0``, each tower coordinate's accuracy.
+      embedding_dim: ``p``.
+      sup_bound: ``M > 0``, the Hölder-ball radius of ``f*`` and ``g*``.
+
+    Returns:
+      The bound on ``sup |R − R*|`` over the covariate supports (rating units).
 
     Example::
 

@@ -93,7 +93,13 @@ class PerTower(NamedTuple, Generic[T]):
 
 
 def is_two_tower(model: Any) -> bool:
-    """Whether ``model`` is a two-tower model or its state (has both towers)."""
+    """Whether ``model`` is a two-tower model or its state (has both towers).
+
+    Example::
+
+      >>> is_two_tower({"user_tower": {}, "item_tower": {}}), is_two_tower([])
+      (True, False)
+    """
     if isinstance(model, Mapping):
         return "user_tower" in model and "item_tower" in model
     return hasattr(model, "user_tower") and hasattr(model, "item_tower")
@@ -153,6 +159,7 @@ def tower_layers(tower: Any) -> tuple[Layer, ...]:
             weight, bias = pair
             raw.append((_to_array(weight), None if bias is None else _to_array(bias)))
     else:
+        # The package reports every bad input as a ValueError naming the argument.
         raise ValueError(
             f"tower of type {type(tower).__name__} is not understood; pass a "
             "ttm_jax.towers.Tower, its nnx.State, or a list of (A, b) pairs"
@@ -319,7 +326,9 @@ def _pairs_from_state(layers: Any) -> list[tuple[np.ndarray, np.ndarray | None]]
     elif isinstance(layers, Sequence):
         items = list(layers)
     else:
-        raise ValueError("tower state 'layers' must map layer indices to {'kernel', 'bias'}")
+        raise ValueError(
+            "tower state 'layers' must map layer indices to {'kernel', 'bias'}"
+        )
     pairs = []
     for index, layer in enumerate(items):
         if not isinstance(layer, Mapping) or "kernel" not in layer:

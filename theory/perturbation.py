@@ -36,8 +36,8 @@ __all__ = [
     "perturbation_bound",
 ]
 
-# sup_x |σ'(x)|, rounded up. ttm_jax.towers lists SiLU's as 1.0998, just below the
-# true maximum 1.09984 (at x ≈ 2.3994); a bound must not use a value below it.
+# sup_x |σ'(x)|, rounded up, since a bound must not use a value below it: SiLU's
+# slope peaks at 1.09984 (x ≈ 2.3994).
 # GELU is jax.nn.gelu's default tanh approximation, whose slope peaks at 1.12899.
 _LIPSCHITZ = {
     "relu": 1.0,

@@ -136,7 +136,11 @@ def fit_rate(
         rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
         index = _stratified_resamples(groups, int(n_boot), rng)
         boot_slopes, _ = _ols(lx[index], ly[index])
-        rates = -boot_slopes
+        # Resampling r replications with replacement shrinks their spread by
+        # (r − 1)/r; widen the bootstrap deviations back (the rescaled bootstrap).
+        sizes = np.bincount(groups)[groups].astype(np.float64)
+        inflation = math.sqrt(float(np.mean(sizes / (sizes - 1.0))))
+        rates = -slope + inflation * (-boot_slopes + slope)
         stderr = float(np.std(rates, ddof=1))
         low, high = (float(q) for q in np.quantile(rates, [alpha / 2.0, 1.0 - alpha / 2.0]))
     else:

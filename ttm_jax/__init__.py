@@ -12,7 +12,7 @@ from ttm_jax.inference import embed_items, embed_users, predict_pairs
 from ttm_jax.objective import penalty, soft_threshold
 from ttm_jax.regressor import TwoTowerRegressor
 from ttm_jax.synthetic import GroundTruth, SyntheticData, make_synthetic
-from ttm_jax.towers import ACTIVATIONS, Tower, TwoTower, activation_lipschitz
+from ttm_jax.towers import ACTIVATIONS, Tower, TwoTower
 from ttm_jax.train import (
     Batch,
     FitResult,
@@ -49,7 +49,6 @@ __all__ = [
     "TrainingDivergedError",
     "TwoTower",
     "TwoTowerRegressor",
-    "activation_lipschitz",
     "cold_start_split",
     "embed_items",
     "embed_users",

@@ -34,7 +34,7 @@ class ModelConfig:
         fixed offset, instead of the bare dot product.
     """
 
-    hidden: tuple[int, ...] = (100, 100, 100, 100)
+    hidden: tuple[int, ...] = (100, 100)
     embedding_dim: int = 30
     activation: str = "silu"
     standardize: bool = True

@@ -27,7 +27,6 @@ __all__ = [
     "Tower",
     "TwoTower",
     "Offset",
-    "activation_lipschitz",
 ]
 
 #: Activations a tower may use, by name. ``relu`` and ``sigmoid`` are the paper's.
@@ -40,30 +39,6 @@ ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
     "softplus": jax.nn.softplus,
     "identity": lambda x: x,
 }
-
-# Global Lipschitz constants of the activations above (sup |σ'|); Lemma 2's
-# perturbation bound needs them. SiLU's derivative peaks at ≈1.0998 (x ≈ 2.40);
-# GELU's (exact erf form) at ≈1.1289 (x ≈ 1.41).
-_LIPSCHITZ = {
-    "relu": 1.0,
-    "sigmoid": 0.25,
-    "silu": 1.0998,
-    "tanh": 1.0,
-    "gelu": 1.1290,
-    "softplus": 1.0,
-    "identity": 1.0,
-}
-
-
-def activation_lipschitz(name: str) -> float:
-    """Global Lipschitz constant ``sup_x |σ'(x)|`` of a named activation."""
-    try:
-        return _LIPSCHITZ[name]
-    except KeyError:
-        raise ValueError(
-            f"activation={name!r} is not known; choose one of {sorted(ACTIVATIONS)}"
-        ) from None
-
 
 class Standardizer(nnx.Variable):
     """Non-trainable preprocessing state (per-feature mean or scale)."""

@@ -320,7 +320,7 @@ def fit(
     model: TwoTower,
     train: RatingData,
     validation: RatingData | None = None,
-    config: TrainConfig = TrainConfig(),
+    config: TrainConfig | None = None,
     *,
     key: jax.Array,
     progress: bool | None = None,
@@ -332,7 +332,7 @@ def fit(
       train: the training ratings Ω.
       validation: ratings for early stopping (sharing ``train``'s covariate
         tables); ``None`` trains for ``config.max_epochs``.
-      config: optimiser, schedule, penalty and stopping rule.
+      config: optimiser, schedule, penalty and stopping rule (default ``TrainConfig()``).
       key: ``jax.random`` key for the minibatch draws.
       progress: show a progress bar (default: when stderr is a terminal).
 
@@ -351,6 +351,7 @@ def fit(
       >>> res = fit(model, split.train, split.validation, TrainConfig(max_epochs=20),
       ...           key=jax.random.key(1), progress=False)
     """
+    config = TrainConfig() if config is None else config
     _check_compatible(train, validation, model)
     t0 = time.perf_counter()
     mode = resolve_tower_mode(config.tower_mode, train.n_users, train.n_items, config.batch_size)
