@@ -5,11 +5,31 @@ minibatch stochastic gradients on the penalised squared error (eq. 2 of the
 paper). See ``docs/index.md`` for a tour.
 """
 
+from ttm_jax.checkpoint import CheckpointError, FeatureSchema, SavedModel, load_model, save_model
 from ttm_jax.config import ModelConfig, TrainConfig
 from ttm_jax.data import RatingData, Split, cold_start_split, random_split
+from ttm_jax.datasets import load_movielens, load_yelp, read_movielens, read_yelp
+from ttm_jax.ensemble import EnsembleHistory, EnsembleResult, fit_ensemble
 from ttm_jax.evaluate import Evaluation, ExcessRisk, Metrics, evaluate, excess_risk, metrics
+from ttm_jax.holder import (
+    HolderMap,
+    TrigMap,
+    default_levels,
+    holder_map,
+    make_holder_synthetic,
+)
 from ttm_jax.inference import embed_items, embed_users, predict_pairs
 from ttm_jax.objective import penalty, soft_threshold
+from ttm_jax.parallel import data_parallel_mesh, fit_data_parallel, initialize_distributed
+from ttm_jax.recommend import (
+    EmbeddingTables,
+    ItemIndex,
+    Recommendations,
+    export_embeddings,
+    index_items,
+    recommend,
+    top_k,
+)
 from ttm_jax.regressor import TwoTowerRegressor
 from ttm_jax.synthetic import GroundTruth, SyntheticData, make_synthetic
 from ttm_jax.towers import ACTIVATIONS, Tower, TwoTower
@@ -30,6 +50,29 @@ from ttm_jax.train import (
 )
 
 __all__ = [
+    "EnsembleHistory",
+    "EnsembleResult",
+    "HolderMap",
+    "TrigMap",
+    "default_levels",
+    "fit_ensemble",
+    "holder_map",
+    "make_holder_synthetic",
+    "CheckpointError",
+    "EmbeddingTables",
+    "ItemIndex",
+    "FeatureSchema",
+    "Recommendations",
+    "SavedModel",
+    "data_parallel_mesh",
+    "export_embeddings",
+    "index_items",
+    "fit_data_parallel",
+    "initialize_distributed",
+    "load_model",
+    "recommend",
+    "save_model",
+    "top_k",
     "ACTIVATIONS",
     "Batch",
     "Evaluation",
@@ -56,6 +99,8 @@ __all__ = [
     "excess_risk",
     "fit",
     "init_model",
+    "load_movielens",
+    "load_yelp",
     "make_optimizer",
     "make_schedule",
     "make_synthetic",
@@ -65,6 +110,8 @@ __all__ = [
     "penalty",
     "predict_pairs",
     "random_split",
+    "read_movielens",
+    "read_yelp",
     "resolve_tower_mode",
     "soft_threshold",
 ]

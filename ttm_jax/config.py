@@ -76,8 +76,11 @@ class TrainConfig:
       penalty: ``J``: ``"l2"`` (Σ‖A‖²_F + ‖b‖²), ``"l1"`` (Σ|A| + |b|) or ``"none"``.
       penalty_weight: ``λ``.
       proximal: for ``"l1"``, apply the penalty by soft-thresholding after each
-        step (a proximal step) instead of by its subgradient, so weights reach
-        exact zeros and ``Z(f)`` becomes informative.
+        step, ``w ← sign(w) max(|w| − η_t λ, 0)``, instead of by its
+        subgradient, so weights reach exact zeros and ``Z(f)`` becomes
+        informative. With ``optimizer="sgd"`` this is the exact proximal
+        gradient step; with Adam the threshold ``η_t λ`` is small next to
+        Adam's normalised steps, so few weights settle at zero: use SGD.
       eval_every_epochs: epochs between validation checks (and progress updates).
       patience: validation checks without improvement before early stopping.
       min_delta: improvement in validation RMSE that counts as one.
@@ -97,12 +100,12 @@ class TrainConfig:
     min_learning_rate: float = 0.0
     warmup_epochs: float = 0.0
     batch_size: int = 4096
-    max_epochs: int = 2000
+    max_epochs: int = 4000
     penalty: str = "l2"
     penalty_weight: float = 1e-3
     proximal: bool = False
     eval_every_epochs: int = 10
-    patience: int = 30
+    patience: int = 50
     min_delta: float = 0.0
     tower_mode: str = "auto"
     max_seconds: float | None = None

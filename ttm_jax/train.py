@@ -324,6 +324,9 @@ def fit(
     *,
     key: jax.Array,
     progress: bool | None = None,
+    checkpoint_dir: str | None = None,
+    checkpoint_every: int = 1,
+    mesh=None,
 ) -> FitResult:
     """Train ``model`` on ``train`` by minibatch stochastic gradients on eq. 2.
 
@@ -335,6 +338,15 @@ def fit(
       config: optimiser, schedule, penalty and stopping rule (default ``TrainConfig()``).
       key: ``jax.random`` key for the minibatch draws.
       progress: show a progress bar (default: when stderr is a terminal).
+      checkpoint_dir: save the training state to this folder every
+        ``checkpoint_every`` validation checks and when training stops
+        (atomically, see :mod:`ttm_jax.checkpoint`); if it already holds a
+        checkpoint of this run (same data, settings and key), resume from it.
+        ``max_epochs``, ``max_seconds`` and ``patience`` may differ, so a run
+        can be continued for more epochs. ``None``: no checkpoints.
+      checkpoint_every: validation checks between checkpoints.
+      mesh: a one-axis ``jax.sharding.Mesh`` to train data-parallel over its
+        devices (see :mod:`ttm_jax.parallel`); ``None``: one device.
 
     Returns:
       A :class:`FitResult`; ``result.model`` holds the best parameters.
@@ -364,22 +376,61 @@ def fit(
     schedule = make_schedule(config, steps_per_epoch)
     with jax.numpy_dtype_promotion("standard"):
         state = TrainState(params, rest, tx.init(params), jnp.zeros((), jnp.int32))
-    chunk = make_train_chunk(graphdef, config, mode, steps_per_epoch, steps_per_check)
-    tables = Tables(jnp.asarray(train.user_features), jnp.asarray(train.item_features))
-    train_b = _to_batch(train)
-    val_b = _to_batch(validation) if validation is not None else None
-    lam = jnp.asarray(config.penalty_weight, jnp.float32)
+    if mesh is None:
+        place, host, chunk_key = jnp.asarray, np.asarray, (lambda k: k)
+        chunk = make_train_chunk(graphdef, config, mode, steps_per_epoch, steps_per_check)
+    else:
+        from ttm_jax import parallel
+
+        place = functools.partial(parallel.replicate, mesh=mesh)
+        host = parallel.local_copy
+
+        def chunk_key(k):
+            return place(jax.random.key_data(k))
+
+        chunk = parallel.make_parallel_chunk(graphdef, config, mode, steps_per_epoch,
+                                             steps_per_check, mesh, str(jax.random.key_impl(key)))
+        state = place(state)
+    tables = jax.tree_util.tree_map(place, Tables(train.user_features, train.item_features))
+    train_b = jax.tree_util.tree_map(place, _to_batch(train))
+    val_b = (jax.tree_util.tree_map(place, _to_batch(validation))
+             if validation is not None else None)
+    lam = place(np.float32(config.penalty_weight))
+    params = state.params
 
     best_params, best_rmse, best_epoch = params, math.inf, 0.0
     rows: list[tuple[float, float, float, float]] = []
     stop_reason = "max_epochs"
-    show = sys.stderr.isatty() if progress is None else progress
+    show = (sys.stderr.isatty() if progress is None else progress) and jax.process_index() == 0
     bar = tqdm(total=config.max_epochs, unit="epoch", disable=not show, desc="fit")
     since_best = 0
+    first_check, ckpt = 0, None
+    if checkpoint_dir is not None:
+        from ttm_jax.checkpoint import TrainingCheckpointer, TrainingProgress
+
+        ckpt = TrainingCheckpointer(checkpoint_dir, every=checkpoint_every, config=config,
+                                    train=train, validation=validation, key=key, mode=mode)
+        saved = ckpt.restore(TrainingProgress(state, best_params, 0.0, 0.0, 0, None, 0, ""))
+        if saved is not None:
+            state, best_params = saved.state, saved.best_params
+            best_rmse, best_epoch, since_best = saved.best_rmse, saved.best_epoch, saved.since_best
+            rows, first_check = [tuple(r) for r in saved.rows], saved.next_check
+            if saved.stop_reason == "early_stopping" and since_best >= config.patience:
+                first_check, stop_reason = n_checks, saved.stop_reason  # it had finished
+            bar.update(first_check * config.eval_every_epochs)
+
+    def checkpoint(next_check: int, stop: str = "", force: bool = False) -> None:
+        if ckpt is not None:
+            ckpt.save(TrainingProgress(state, best_params, best_rmse, best_epoch, since_best,
+                                       np.asarray(rows, np.float64).reshape(-1, 4), next_check,
+                                       stop), force=force)
 
     def result(stop: str, epochs: float) -> FitResult:
         hist = np.asarray(rows, np.float64).reshape(-1, 4)
-        trained = nnx.merge(graphdef, best_params, rest)
+        kept = (best_params, state.rest)
+        if mesh is not None:  # a plain single-device copy of the replicated arrays
+            kept = jax.tree_util.tree_map(lambda x: jnp.asarray(host(x)), kept)
+        trained = nnx.merge(graphdef, *kept)
         return FitResult(
             trained,
             History(*(hist[:, k] for k in range(4))),
@@ -392,12 +443,13 @@ def fit(
         )
 
     try:
-        for check in range(n_checks):
+        for check in range(first_check, n_checks):
             with jax.numpy_dtype_promotion("standard"):
-                lr = float(schedule(int(state.step)))
-            state, mses = chunk(state, tables, train_b, jax.random.fold_in(key, check), lam)
+                lr = float(schedule(check * steps_per_check))
+            state, mses = chunk(state, tables, train_b, chunk_key(jax.random.fold_in(key, check)),
+                                lam)
             epoch = float((check + 1) * config.eval_every_epochs)
-            mses = np.asarray(mses)
+            mses = host(mses)
             if not np.isfinite(mses).all():
                 bad = int(np.flatnonzero(~np.isfinite(mses))[0]) + check * steps_per_check
                 bar.close()
@@ -408,7 +460,7 @@ def fit(
                     result("diverged", epoch),
                 )
             if val_b is not None:
-                rmse = float(_val_rmse(graphdef, state.params, rest, tables, val_b))
+                rmse = float(host(_val_rmse(graphdef, state.params, state.rest, tables, val_b)))
                 if not math.isfinite(rmse):
                     bar.close()
                     raise TrainingDivergedError(
@@ -428,10 +480,13 @@ def fit(
             bar.set_postfix(train_mse=f"{mses.mean():.4f}", val_rmse=f"{rmse:.4f}")
             if val_b is not None and since_best >= config.patience:
                 stop_reason = "early_stopping"
+                checkpoint(check + 1, stop_reason, force=True)
                 break
             if config.max_seconds is not None and time.perf_counter() - t0 > config.max_seconds:
                 stop_reason = "time_limit"
+                checkpoint(check + 1, stop_reason, force=True)
                 break
+            checkpoint(check + 1, force=check + 1 == n_checks)
     finally:
         bar.close()
     return result(stop_reason, rows[-1][0] if rows else 0.0)

@@ -1,0 +1,183 @@
+"""The command line: docs/cli.md's walk-through runs as written, and bad files fail
+with the file, column and row, before anything is written."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ttm_jax import load_model
+from ttm_jax.cli import main
+
+DOC = Path(__file__).resolve().parents[1] / "docs" / "cli.md"
+
+
+def run_cli(*argv: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(list(argv))
+    return code, out.getvalue(), err.getvalue()
+
+
+def doc_steps():
+    """The doc's code blocks in order: ("python", source) or ("cli", argv)."""
+    for lang, body in re.findall(r"```(python|bash)\n(.*?)```", DOC.read_text(), flags=re.S):
+        if lang == "python":
+            yield "python", body
+            continue
+        for command in body.replace("\\\n", " ").splitlines():
+            words = shlex.split(command)
+            assert words[:3] == ["python", "-m", "ttm_jax"], command
+            yield "cli", words[3:]
+
+
+@pytest.fixture(scope="module")
+def walkthrough(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("walkthrough")
+    logs = []
+    cwd = os.getcwd()
+    os.chdir(folder)
+    try:
+        for kind, step in doc_steps():
+            if kind == "python":
+                exec(compile(step, "docs/cli.md", "exec"), {})
+            else:
+                code, out, err = run_cli(*step)
+                assert code == 0, f"{step}: {err}"
+                logs.append((step[0], out, err))
+    finally:
+        os.chdir(cwd)
+    return folder, logs
+
+
+def test_the_documented_walkthrough_runs(walkthrough):
+    folder, logs = walkthrough
+    commands = [c for c, _, _ in logs]
+    assert commands == ["fit", "evaluate", "recommend", "recommend", "embeddings"]
+    fit_out, fit_err = logs[0][1], logs[0][2]
+    assert "fitted on 5000 ratings (200 users, 150 items)" in fit_out
+    assert "epoch" in fit_err and "val_rmse" in fit_err  # the progress bar
+    assert re.search(r"overall\s+1000\s+0\.\d+", logs[1][1])
+
+    saved = load_model(folder / "model")
+    assert saved.schema.user_columns == tuple(f"x{j}" for j in range(6))
+    assert saved.arrays["user_ids"][0] == "u0"
+
+    recs = pd.read_csv(folder / "recs.csv", dtype={"user": str, "item": str})
+    assert list(recs.columns) == ["user", "rank", "item", "score"]
+    assert recs.groupby("user")["rank"].apply(list).to_dict() == {"u0": [1, 2, 3],
+                                                                  "u1": [1, 2, 3]}
+    assert (np.diff(recs.score.to_numpy().reshape(2, 3), axis=1) <= 0).all()
+    rated = pd.read_csv(folder / "ratings.csv")
+    seen = set(zip(rated.user, rated.item))
+    assert not any((u, i) in seen for u, i in zip(recs.user, recs.item))
+
+    new = pd.read_csv(folder / "new.csv")
+    assert sorted(set(new.user)) == ["newcomer", "visitor"] and len(new) == 6
+
+    emb = np.load(folder / "embeddings" / "item_embeddings.npy", allow_pickle=False)
+    assert emb.shape == (150, 30)
+
+
+def test_every_command_has_help():
+    for command in ("fit", "evaluate", "recommend", "embeddings"):
+        with pytest.raises(SystemExit) as info:
+            run_cli(command, "--help")
+        assert info.value.code == 0
+    proc = subprocess.run([sys.executable, "-m", "ttm_jax", "--help"], capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0
+    assert all(c in proc.stdout for c in ("fit", "evaluate", "recommend"))
+
+
+def _bad_copy(walkthrough, tmp_path, name, edit):
+    folder, _ = walkthrough
+    for f in ("ratings.csv", "users.csv", "items.parquet"):
+        shutil.copy(folder / f, tmp_path / f)
+    path = tmp_path / name
+    frame = pd.read_csv(path, dtype=str) if name.endswith(".csv") else pd.read_parquet(path)
+    edit(frame).to_csv(path, index=False) if name.endswith(".csv") else edit(frame).to_parquet(
+        path, index=False)
+
+
+def _append_copy(frame, col, new_id):
+    extra = frame.iloc[[0]].copy()
+    extra[col] = new_id
+    return pd.concat([frame, extra], ignore_index=True)
+
+
+def _set(frame, row, col, value):
+    frame.loc[row, col] = value
+    return frame
+
+
+@pytest.mark.parametrize(
+    "name, edit, message",
+    [
+        ("ratings.csv", lambda f: f.rename(columns={"rating": "stars"}),
+         r"ratings.csv: missing column 'rating' .* the file has columns \['user', 'item', "
+         r"'stars'\]"),
+        ("ratings.csv", lambda f: _set(f, 3, "rating", "five"),
+         r"ratings.csv: column 'rating', row 3 \(line 5\): value 'five' is not a number"),
+        ("ratings.csv", lambda f: _set(f, 4, "rating", None),
+         r"ratings.csv: column 'rating', row 4 \(line 6\): the value is empty"),
+        ("ratings.csv", lambda f: pd.concat([f.iloc[:8], f.iloc[[2]], f.iloc[8:]]),
+         r"ratings.csv: columns 'user', 'item', row 8 \(line 10\): the pair \(u\d+, i\d+\) "
+         r"already occurs at row 2 \(line 4\)"),
+        ("ratings.csv", lambda f: _set(f, 6, "user", "u999"),
+         r"ratings.csv: column 'user', row 6 \(line 8\): id 'u999' is unknown: it has no row "
+         r"in .*users.csv"),
+        ("users.csv", lambda f: _append_copy(f, "user", "u-ghost"),
+         r"users.csv: column 'user', row 200 \(line 202\): id 'u-ghost' is unknown: no rating "
+         r"in .*ratings.csv refers to it"),
+        ("items.parquet", lambda f: _append_copy(f, "item", "i-ghost"),
+         r"items.parquet: column 'item', row 150: id 'i-ghost' is unknown"),
+        ("users.csv", lambda f: _set(f, 9, "user", "u3"),
+         r"users.csv: column 'user', row 9 \(line 11\): id 'u3' already occurs at row 3"),
+        ("users.csv", lambda f: _set(f, 2, "x4", "tall"),
+         r"users.csv: column 'x4', row 2 \(line 4\): value 'tall' is not a number"),
+    ],
+    ids=["missing-column", "non-numeric-rating", "empty-rating", "duplicate-pair",
+         "id-without-covariates", "unknown-user-in-covariates", "unknown-item-in-parquet",
+         "duplicate-covariate-id", "non-numeric-covariate"],
+)
+def test_bad_files_are_named_and_nothing_is_written(walkthrough, tmp_path, name, edit, message):
+    _bad_copy(walkthrough, tmp_path, name, edit)
+    code, out, err = run_cli(
+        "fit", "--ratings", str(tmp_path / "ratings.csv"),
+        "--user-features", str(tmp_path / "users.csv"),
+        "--item-features", str(tmp_path / "items.parquet"),
+        "--model", str(tmp_path / "out" / "model"), "--no-progress")
+    assert code == 2
+    assert err.startswith("ttm_jax: error: ")
+    assert re.search(message, err), err
+    assert not (tmp_path / "out").exists()
+
+
+def test_recommend_for_an_unknown_user_fails_without_writing(walkthrough, tmp_path):
+    folder, _ = walkthrough
+    code, _, err = run_cli("recommend", "--model", str(folder / "model"), "--users", "u0",
+                           "nobody", "--out", str(tmp_path / "r.csv"))
+    assert code == 2 and "user 'nobody' (position 1) is unknown" in err
+    assert not (tmp_path / "r.csv").exists()
+
+
+def test_a_model_from_other_covariates_is_refused(walkthrough, tmp_path):
+    folder, _ = walkthrough
+    users = pd.read_csv(folder / "users.csv").drop(columns=["x5"])
+    users.to_csv(tmp_path / "narrow.csv", index=False)
+    code, _, err = run_cli("evaluate", "--model", str(folder / "model"), "--ratings",
+                           str(folder / "test.csv"), "--user-features", str(tmp_path / "narrow.csv"))
+    assert code == 2
+    assert "narrow.csv: missing column 'x5' (a covariate column the model was trained with)" in err

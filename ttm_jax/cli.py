@@ -1,0 +1,443 @@
+"""Command line: ``python -m ttm_jax`` (or ``ttm-jax``) ``fit``, ``evaluate``, ``recommend``,
+``embeddings``.
+
+Ratings come from CSV or Parquet files with user, item and rating columns;
+covariates from CSV or Parquet tables keyed by the same id columns. ``fit``
+saves a model folder (see :mod:`ttm_jax.checkpoint`) that also holds the id
+maps, the covariates of the training users and items, and the training
+ratings, so ``recommend`` and ``evaluate`` take external ids and need new
+covariate files only for users or items the model has not met.
+
+Every input is read and validated before anything is written; errors name the
+file, column and first offending row, and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["main", "build_parser"]
+
+
+# --- helpers -------------------------------------------------------------------
+
+
+def _hidden(text: str) -> tuple[int, ...]:
+    try:
+        widths = tuple(int(w) for w in text.split(",") if w.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: give comma-separated widths, e.g. 100,100") from None
+    return widths
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", newline="") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+# --- fit -------------------------------------------------------------------------
+
+
+def _cmd_fit(args) -> int:
+    import jax
+
+    from ttm_jax.checkpoint import MODEL_FORMAT, FeatureSchema, _check_replaceable, save_model
+    from ttm_jax.config import ModelConfig, TrainConfig
+    from ttm_jax.data import RatingData, random_split
+    from ttm_jax.tabular import check_covered, lookup_ids, read_covariates, read_ratings
+    from ttm_jax.train import TrainingDivergedError, fit, init_model
+
+    # Everything is read and checked before training, and the model is written
+    # only after training succeeded.
+    ratings = read_ratings(args.ratings, user_col=args.user_col, item_col=args.item_col,
+                           rating_col=args.rating_col)
+    users = read_covariates(args.user_features, id_col=args.user_col)
+    items = read_covariates(args.item_features, id_col=args.item_col)
+    u_rows = lookup_ids(ratings.users, users.ids, path=ratings.path, column=args.user_col,
+                        known_from=str(users.path))
+    i_rows = lookup_ids(ratings.items, items.ids, path=ratings.path, column=args.item_col,
+                        known_from=str(items.path))
+    if not args.allow_unrated:
+        check_covered(users, ratings.users, used_in=ratings.path)
+        check_covered(items, ratings.items, used_in=ratings.path)
+    model_config = ModelConfig(hidden=args.hidden, embedding_dim=args.embedding_dim,
+                               activation=args.activation)
+    train_config = TrainConfig(
+        max_epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
+        penalty_weight=args.penalty_weight, eval_every_epochs=args.eval_every,
+        patience=args.patience, max_seconds=args.max_seconds,
+    )
+    data = RatingData(users.features, items.features, u_rows, i_rows, ratings.ratings)
+    _check_replaceable(Path(args.model), MODEL_FORMAT)
+    if args.validation_fraction > 0:
+        split = random_split(data, args.validation_fraction, seed=args.seed)
+        train, validation = split.train, split.test
+    else:
+        train, validation = data, None
+
+    init_key, fit_key = jax.random.split(jax.random.key(args.seed))
+    model = init_model(model_config, train, key=init_key)
+    try:
+        result = fit(model, train, validation, train_config, key=fit_key,
+                     progress=not args.no_progress, checkpoint_dir=args.checkpoint_dir,
+                     checkpoint_every=args.checkpoint_every)
+    except TrainingDivergedError as err:
+        print(f"ttm_jax: error: {err}; nothing was saved", file=sys.stderr)
+        return 1
+
+    schema = FeatureSchema(users.features.shape[1], items.features.shape[1],
+                           users.columns, items.columns)
+    summary = {
+        "epochs_run": result.epochs_run, "best_epoch": result.best_epoch,
+        "best_val_rmse": None if np.isnan(result.best_val_rmse) else result.best_val_rmse,
+        "stop_reason": result.stop_reason, "seconds": round(result.seconds, 3),
+        "seed": args.seed, "n_ratings": data.n_ratings,
+    }
+    path = save_model(
+        args.model, result.model, model_config, schema=schema,
+        arrays={
+            "user_ids": users.ids, "item_ids": items.ids,
+            "user_features": users.features, "item_features": items.features,
+            "rated_users": u_rows.astype(np.int32), "rated_items": i_rows.astype(np.int32),
+            "ratings": ratings.ratings,
+        },
+        metadata={"columns": {"user": args.user_col, "item": args.item_col,
+                              "rating": args.rating_col},
+                  "fit": summary,
+                  "train_config": {k: v for k, v in vars(train_config).items()}},
+    )
+    val = summary["best_val_rmse"]
+    print(f"fitted on {data.n_ratings} ratings ({data.n_users} users, {data.n_items} items): "
+          f"{result.epochs_run:g} epochs, stop: {result.stop_reason}"
+          + (f", validation RMSE {val:.4f}" if val is not None else ""))
+    print(f"model saved to {path}")
+    return 0
+
+
+# --- model folder ------------------------------------------------------------------------
+
+
+class _Stored:
+    """A model folder written by ``fit``: the model and its training tables."""
+
+    def __init__(self, folder: str):
+        from ttm_jax.checkpoint import CheckpointError, load_model
+
+        saved = load_model(folder)
+        need = ("user_ids", "item_ids", "user_features", "item_features", "rated_users",
+                "rated_items", "ratings")
+        missing = [k for k in need if k not in saved.arrays]
+        if missing:
+            raise CheckpointError(f"{folder} was not written by `ttm_jax fit` (it lacks "
+                                  f"{missing[0]}); save models for the command line with it")
+        self.folder = folder
+        self.saved = saved
+        self.model = saved.model
+        a = saved.arrays
+        self.user_ids, self.item_ids = a["user_ids"], a["item_ids"]
+        self.user_features, self.item_features = a["user_features"], a["item_features"]
+        self.rated_users, self.rated_items, self.ratings = (
+            a["rated_users"], a["rated_items"], a["ratings"])
+        self.columns = saved.metadata["user_metadata"]["columns"]
+
+    def covariates(self, side: str, path: str | None):
+        """``(ids, features)``: the training table, extended/overridden by ``path``'s rows."""
+        from ttm_jax.tabular import read_covariates
+
+        ids = self.user_ids if side == "user" else self.item_ids
+        feats = self.user_features if side == "user" else self.item_features
+        if path is None:
+            return ids, feats
+        schema = self.saved.schema
+        cols = schema.user_columns if side == "user" else schema.item_columns
+        table = read_covariates(path, id_col=self.columns[side], columns=cols)
+        new = ~np.isin(table.ids, ids)
+        known_rows = np.searchsorted(ids, table.ids[~new], sorter=np.argsort(ids))
+        known_rows = np.argsort(ids)[known_rows]
+        feats = feats.copy()
+        feats[known_rows] = table.features[~new]  # the file's covariates are the current ones
+        return np.concatenate([ids, table.ids[new]]), np.concatenate([feats, table.features[new]])
+
+
+# --- evaluate ------------------------------------------------------------------------------
+
+
+def _cmd_evaluate(args) -> int:
+    from ttm_jax.data import RatingData
+    from ttm_jax.evaluate import evaluate
+    from ttm_jax.tabular import lookup_ids, read_ratings
+
+    stored = _Stored(args.model)
+    cols = stored.columns
+    test = read_ratings(args.ratings, user_col=cols["user"], item_col=cols["item"],
+                        rating_col=args.rating_col or cols["rating"])
+    user_ids, user_x = stored.covariates("user", args.user_features)
+    item_ids, item_x = stored.covariates("item", args.item_features)
+    hint = " or in --{}-features".format
+    u = lookup_ids(test.users, user_ids, path=test.path, column=cols["user"],
+                   known_from=f"the model's training users{hint('user')}")
+    i = lookup_ids(test.items, item_ids, path=test.path, column=cols["item"],
+                   known_from=f"the model's training items{hint('item')}")
+    data = RatingData(user_x, item_x, u, i, test.ratings)
+    train = RatingData(user_x, item_x, stored.rated_users, stored.rated_items, stored.ratings)
+    ev = evaluate(stored.model, data, train)
+    groups = {name: getattr(ev, name) for name in ev._fields}
+    report = {name: None if m is None else m._asdict() for name, m in groups.items()}
+    if args.json:
+        print(json.dumps(report, indent=1))
+    else:
+        print(f"{'pairs':<10} {'n':>8} {'RMSE':>8} {'MAE':>8}")
+        for name, m in groups.items():
+            if m is not None:
+                print(f"{name:<10} {m.n:>8d} {m.rmse:>8.4f} {m.mae:>8.4f}")
+    return 0
+
+
+# --- recommend -------------------------------------------------------------------------------
+
+
+def _read_id_list(path: str, column: str) -> np.ndarray:
+    from ttm_jax.tabular import TabularError, read_table
+
+    p = Path(path)
+    if p.suffix.lower() in (".csv", ".tsv", ".parquet", ".pq"):
+        frame = read_table(p, (column,))
+        if column not in frame.columns:
+            raise TabularError(f"{p}: missing column {column!r}; the file has {list(frame.columns)}")
+        return frame[column].to_numpy(dtype=str)
+    lines = [ln.strip() for ln in p.read_text().splitlines()]
+    return np.asarray([ln for ln in lines if ln], dtype=str)
+
+
+def _cmd_recommend(args) -> int:
+    from ttm_jax.inference import embed_items, embed_users
+    from ttm_jax.recommend import top_k
+    from ttm_jax.tabular import TabularError
+
+    stored = _Stored(args.model)
+    cols = stored.columns
+    user_ids, user_x = stored.covariates("user", args.user_features)
+    item_ids, item_x = stored.covariates("item", args.item_features)
+    if args.item_features is not None:
+        # Candidates: exactly the items of the given catalogue file.
+        from ttm_jax.tabular import read_table
+
+        cat = read_table(args.item_features, (cols["item"],))[cols["item"]].to_numpy(dtype=str)
+        cand = np.flatnonzero(np.isin(item_ids, cat))
+    else:
+        cand = np.arange(item_ids.size)
+    if args.users:
+        wanted = np.asarray(args.users, dtype=str)
+        source = "--users"
+    elif args.users_file:
+        wanted = _read_id_list(args.users_file, cols["user"])
+        source = args.users_file
+    elif args.user_features is not None:
+        from ttm_jax.tabular import read_table
+
+        wanted = read_table(args.user_features, (cols["user"],))[cols["user"]].to_numpy(dtype=str)
+        source = args.user_features
+    else:
+        wanted, source = user_ids, "the model"
+    index = {u: r for r, u in enumerate(user_ids)}
+    rows = np.empty(wanted.size, np.int64)
+    for j, u in enumerate(wanted):
+        if u not in index:
+            raise TabularError(f"{source}: user {str(u)!r} (position {j}) is unknown: it is not a "
+                               "training user; give its covariates with --user-features")
+        rows[j] = index[u]
+    if args.k > cand.size:
+        raise ValueError(f"-k {args.k} exceeds the {cand.size} candidate items")
+
+    exclude = None
+    if not args.include_seen:
+        # Training ratings, mapped to (query row, candidate position).
+        query_of = np.full(user_ids.size, -1, np.int64)
+        query_of[rows[::-1]] = np.arange(rows.size)[::-1]
+        pos_of = np.full(item_ids.size, -1, np.int64)
+        pos_of[cand] = np.arange(cand.size)
+        q, p = query_of[stored.rated_users], pos_of[stored.rated_items]
+        keep = (q >= 0) & (p >= 0)
+        exclude = (q[keep], p[keep])
+        if np.unique(rows).size != rows.size:
+            raise ValueError("--users lists a user twice; list each once")
+    model = stored.model
+    recs = top_k(embed_users(model, user_x[rows]), embed_items(model, item_x[cand]), args.k,
+                 offset=float(np.float32(model.offset[...])), exclude=exclude)
+    lines = [f"{cols['user']},rank,{cols['item']},score"]
+    for j, u in enumerate(wanted):
+        for r in range(args.k):
+            pos = recs.item_ids[j, r]
+            if pos < 0:
+                break
+            lines.append(f"{_csv_field(u)},{r + 1},{_csv_field(item_ids[cand[pos]])},"
+                         f"{recs.scores[j, r]:.6g}")
+    text = "\n".join(lines) + "\n"
+    if args.out:
+        _write_atomic(Path(args.out), text)
+        print(f"{rows.size} users × {args.k} items written to {args.out}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def _csv_field(value: str) -> str:
+    if any(c in value for c in ',"\n\r'):
+        return '"' + value.replace('"', '""') + '"'
+    return value
+
+
+# --- embeddings --------------------------------------------------------------------------------
+
+
+def _cmd_embeddings(args) -> int:
+    from ttm_jax.recommend import export_embeddings
+
+    stored = _Stored(args.model)
+    user_ids, user_x = stored.covariates("user", args.user_features)
+    item_ids, item_x = stored.covariates("item", args.item_features)
+    out = Path(args.out)
+    if out.exists() and any(out.iterdir()):
+        raise ValueError(f"{out} is not empty; choose a new folder")
+    tables = export_embeddings(stored.model, user_x, item_x)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent
+                                if out.parent.exists() else None))
+    tables.save(tmp)
+    np.save(tmp / "user_ids.npy", user_ids, allow_pickle=False)
+    np.save(tmp / "item_ids.npy", item_ids, allow_pickle=False)
+    if out.exists():
+        out.rmdir()
+    os.replace(tmp, out)
+    print(f"{user_ids.size} user and {item_ids.size} item embeddings "
+          f"(p = {tables.users.shape[1]}) written to {out}")
+    return 0
+
+
+# --- parser ------------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ttm_jax",
+        description="The two-tower recommender model: fit, evaluate, recommend.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    fit = sub.add_parser(
+        "fit", help="train a model on a ratings file and covariate tables",
+        description="Train on RATINGS (user, item, rating columns) with covariates keyed by "
+                    "the same ids; save the model folder only if everything succeeds.")
+    fit.add_argument("--ratings", required=True, help="ratings file (.csv or .parquet)")
+    fit.add_argument("--user-features", required=True,
+                     help="user covariates, keyed by the user column")
+    fit.add_argument("--item-features", required=True,
+                     help="item covariates, keyed by the item column")
+    fit.add_argument("--model", required=True, help="output model folder")
+    fit.add_argument("--user-col", default="user", help="user id column (default: user)")
+    fit.add_argument("--item-col", default="item", help="item id column (default: item)")
+    fit.add_argument("--rating-col", default="rating", help="rating column (default: rating)")
+    fit.add_argument("--allow-unrated", action="store_true",
+                     help="keep covariate rows of users/items without ratings (default: an "
+                          "error, as they are usually typos)")
+    fit.add_argument("--validation-fraction", type=float, default=0.2,
+                     help="ratings held out for early stopping (default: 0.2)")
+    fit.add_argument("--hidden", type=_hidden, default=(100, 100),
+                     help="hidden widths of each tower (default: 100,100)")
+    fit.add_argument("--embedding-dim", type=int, default=30, help="p (default: 30)")
+    fit.add_argument("--activation", default="silu", help="σ (default: silu)")
+    fit.add_argument("--epochs", type=int, default=200, help="max epochs (default: 200)")
+    fit.add_argument("--batch-size", type=int, default=4096, help="ratings per step")
+    fit.add_argument("--learning-rate", type=float, default=3e-3, help="Adam step size")
+    fit.add_argument("--penalty-weight", type=float, default=1e-3, help="λ of the L2 penalty")
+    fit.add_argument("--eval-every", type=int, default=5, help="epochs between validations")
+    fit.add_argument("--patience", type=int, default=10,
+                     help="validations without improvement before stopping")
+    fit.add_argument("--max-seconds", type=float, default=None, help="wall-clock budget")
+    fit.add_argument("--seed", type=int, default=0, help="seed (default: 0)")
+    fit.add_argument("--checkpoint-dir", default=None,
+                     help="checkpoint training here and resume from it if present")
+    fit.add_argument("--checkpoint-every", type=int, default=1,
+                     help="validations between checkpoints (default: 1)")
+    fit.add_argument("--no-progress", action="store_true", help="no progress bar")
+    fit.set_defaults(run=_cmd_fit)
+
+    ev = sub.add_parser(
+        "evaluate", help="RMSE and MAE of a model on a ratings file",
+        description="Score a ratings file with a model folder; pairs are reported overall and "
+                    "split into warm (user and item seen in training) and cold.")
+    ev.add_argument("--model", required=True, help="model folder written by fit")
+    ev.add_argument("--ratings", required=True, help="ratings to score (.csv or .parquet)")
+    ev.add_argument("--rating-col", default=None, help="rating column (default: as in fit)")
+    ev.add_argument("--user-features", default=None,
+                    help="covariates of users not seen in training (or updated ones)")
+    ev.add_argument("--item-features", default=None,
+                    help="covariates of items not seen in training (or updated ones)")
+    ev.add_argument("--json", action="store_true", help="print JSON")
+    ev.set_defaults(run=_cmd_evaluate)
+
+    rec = sub.add_parser(
+        "recommend", help="top-k items per user",
+        description="Exact top-k items for known users (by id) or new users (with "
+                    "--user-features), over the training items or the catalogue given with "
+                    "--item-features. Items a user rated in training are left out unless "
+                    "--include-seen. Writes CSV: user, rank, item, score.")
+    rec.add_argument("--model", required=True, help="model folder written by fit")
+    rec.add_argument("-k", type=int, default=10, help="items per user (default: 10)")
+    rec.add_argument("--users", nargs="+", help="user ids")
+    rec.add_argument("--users-file", help="file of user ids (one per line, or a table with "
+                                          "the user column)")
+    rec.add_argument("--user-features", default=None,
+                     help="covariates of new users; without --users, recommend for all of them")
+    rec.add_argument("--item-features", default=None,
+                     help="candidate catalogue (covariates keyed by item id); default: the "
+                          "training items")
+    rec.add_argument("--include-seen", action="store_true",
+                     help="also recommend items the user rated in training")
+    rec.add_argument("--out", help="output CSV (default: standard output)")
+    rec.set_defaults(run=_cmd_recommend)
+
+    emb = sub.add_parser(
+        "embeddings", help="export user and item embeddings as .npy for a vector index",
+        description="Write user_embeddings.npy [n_users, p], item_embeddings.npy [n_items, p], "
+                    "offset.npy, user_ids.npy and item_ids.npy to a new folder.")
+    emb.add_argument("--model", required=True, help="model folder written by fit")
+    emb.add_argument("--out", required=True, help="new output folder")
+    emb.add_argument("--user-features", default=None, help="add or update user covariates")
+    emb.add_argument("--item-features", default=None, help="add or update item covariates")
+    emb.set_defaults(run=_cmd_embeddings)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; returns the exit status (2 for bad input)."""
+    from ttm_jax.checkpoint import CheckpointError
+    from ttm_jax.tabular import TabularError
+
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except (TabularError, CheckpointError, ValueError, FileNotFoundError) as err:
+        print(f"ttm_jax: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
