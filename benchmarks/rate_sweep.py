@@ -39,8 +39,17 @@ import numpy as np
 from tqdm.auto import tqdm
 
 import theory
-from ttm_jax import ModelConfig, TrainConfig, embed_items, embed_users, excess_risk, init_model
-from ttm_jax.ensemble import fit_ensemble
+from ttm_jax import (
+    ModelConfig,
+    TrainConfig,
+    TrainingDivergedError,
+    embed_items,
+    embed_users,
+    excess_risk,
+    fit,
+    init_model,
+)
+from ttm_jax.ensemble import EnsembleResult, fit_ensemble
 from ttm_jax.holder import default_levels, make_holder_synthetic
 
 DEFAULT_CONFIGS = "inf:2,1:2,1:4,1:8"
@@ -186,6 +195,7 @@ def point_settings(cfg: RateConfig, n: int, width: int, levels: int, args) -> di
         "noise_var": args.noise_var,
         "val_fraction": args.val_fraction,
         "mc_size": args.mc_size,
+        "replications": args.replications,
         "train": dataclasses.asdict(tc),
     }
 
@@ -218,7 +228,10 @@ def run_point(cfg: RateConfig, n: int, width: int, levels: int, args) -> dict:
         keys.append(fit_key)
     t_data = time.perf_counter() - t0
     tc = train_config(args, n_train)
-    res = fit_ensemble(models, trains, vals, tc, keys=keys, progress=False)
+    if args.replications == "vmap":
+        res = fit_ensemble(models, trains, vals, tc, keys=keys, progress=False)
+    else:
+        res = _fit_one_by_one(models, trains, vals, tc, keys)
     reps = []
     for r, (model, synth) in enumerate(zip(res.models, datasets)):
         offset = float(model.offset[...])
@@ -260,6 +273,29 @@ def run_point(cfg: RateConfig, n: int, width: int, levels: int, args) -> dict:
         "seconds": time.perf_counter() - t0,
         "reps": reps,
     }
+
+
+def _fit_one_by_one(models, trains, vals, tc, keys) -> EnsembleResult:
+    """``--replications sequential``: each replication through ``ttm_jax.fit`` in turn
+    (the same result as the vmap up to rounding; for timing the two)."""
+    t0 = time.perf_counter()
+    fits = []
+    for model, train, val, key in zip(models, trains, vals, keys):
+        try:
+            fits.append(fit(model, train, val, tc, key=key, progress=False))
+        except TrainingDivergedError as err:
+            fits.append(err.result)
+    return EnsembleResult(
+        models=tuple(f.model for f in fits),
+        history=None,
+        best_epoch=np.array([f.best_epoch for f in fits]),
+        best_val_rmse=np.array([f.best_val_rmse for f in fits]),
+        diverged=np.array([f.stop_reason == "diverged" for f in fits]),
+        epochs_run=float(max(f.epochs_run for f in fits)),
+        seconds=time.perf_counter() - t0,
+        stop_reason="/".join(sorted({f.stop_reason for f in fits})),
+        tower_mode=fits[0].tower_mode,
+    )
 
 
 def _json_float(x: float):
@@ -472,6 +508,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="at least this many steps between checks (default %(default)s)")
     g.add_argument("--patience", type=int, default=10,
                    help="checks without improvement before stopping (default %(default)s)")
+    g.add_argument("--replications", choices=("vmap", "sequential"), default="vmap",
+                   help="train a point's replications together in one jax.vmap, or one after "
+                        "another with ttm_jax.fit (same results up to rounding; default %(default)s)")
     g.add_argument("--val-fraction", type=float, default=0.2,
                    help="fraction of |Ω| held out for early stopping (default %(default)s)")
     g = ap.add_argument_group("measurement and output")

@@ -21,6 +21,7 @@ from ttm_jax import load_model
 from ttm_jax.cli import main
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "cli.md"
+README = Path(__file__).resolve().parents[1] / "README.md"
 
 
 def run_cli(*argv: str) -> tuple[int, str, str]:
@@ -30,9 +31,9 @@ def run_cli(*argv: str) -> tuple[int, str, str]:
     return code, out.getvalue(), err.getvalue()
 
 
-def doc_steps():
-    """The doc's code blocks in order: ("python", source) or ("cli", argv)."""
-    for lang, body in re.findall(r"```(python|bash)\n(.*?)```", DOC.read_text(), flags=re.S):
+def doc_steps(text: str):
+    """The code blocks of ``text`` in order: ("python", source) or ("cli", argv)."""
+    for lang, body in re.findall(r"```(python|bash)\n(.*?)```", text, flags=re.S):
         if lang == "python":
             yield "python", body
             continue
@@ -44,12 +45,15 @@ def doc_steps():
 
 @pytest.fixture(scope="module")
 def walkthrough(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("walkthrough")
+    return run_walkthrough(DOC.read_text(), tmp_path_factory.mktemp("walkthrough"))
+
+
+def run_walkthrough(text: str, folder: Path):
     logs = []
     cwd = os.getcwd()
     os.chdir(folder)
     try:
-        for kind, step in doc_steps():
+        for kind, step in doc_steps(text):
             if kind == "python":
                 exec(compile(step, "docs/cli.md", "exec"), {})
             else:
@@ -59,6 +63,15 @@ def walkthrough(tmp_path_factory):
     finally:
         os.chdir(cwd)
     return folder, logs
+
+
+def test_the_readme_command_line_section_runs(tmp_path):
+    section = README.read_text().split("## Command line", 1)[1].split("\n## ", 1)[0]
+    _, logs = run_walkthrough(section, tmp_path)
+    assert [c for c, _, _ in logs] == ["fit", "evaluate", "recommend"]
+    assert "overall" in logs[1][1]
+    recs = pd.read_csv(tmp_path / "recs.csv")
+    assert list(recs.columns) == ["user", "rank", "item", "score"] and len(recs) == 6
 
 
 def test_the_documented_walkthrough_runs(walkthrough):

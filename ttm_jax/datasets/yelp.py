@@ -35,7 +35,7 @@ the text blocks.
 Text blocks (both sides): ``tfidf:<term>``, the mean over the entity's reviews
 of the review's tf-idf vector over ``n_terms`` 1- to 3-grams: the terms with
 the largest mean tf-idf weight on a random sample of up to ``tfidf_sample``
-kept reviews (scikit-learn's ``TfidfVectorizer``, English stop words removed,
+reviews of kept businesses (scikit-learn's ``TfidfVectorizer``, English stop words removed,
 each review's vector L2-normalised). With ``aspects=True`` also
 ``aspect:<noun>``: for the ``n_aspects`` most frequent nouns (spaCy lemmas) of
 the sample, the mean VADER compound polarity (nltk) of the sentences of the
