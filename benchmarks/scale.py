@@ -78,16 +78,13 @@ def _synthetic(n_users: int, n_items: int, n_ratings: int, seed: int):
 def train_worker(n_ratings: int, steps: int, repeats: int, seed: int) -> dict:
     import jax
     import jax.numpy as jnp
-    from flax import nnx
 
     from ttm_jax import (
-        Batch,
         ModelConfig,
-        Tables,
         TrainConfig,
-        TrainState,
+        device_arrays,
         init_model,
-        make_optimizer,
+        init_train_state,
         make_train_chunk,
         resolve_tower_mode,
     )
@@ -102,14 +99,9 @@ def train_worker(n_ratings: int, steps: int, repeats: int, seed: int) -> dict:
     mode = resolve_tower_mode(config.tower_mode, n_users, n_items, config.batch_size)
     spe = max(1, math.ceil(n_ratings / config.batch_size))
     model = init_model(ModelConfig(), data, key=jax.random.key(seed))
-    graphdef, params, rest = nnx.split(model, nnx.Param, ...)
-    tx = make_optimizer(config, spe)
-    with jax.numpy_dtype_promotion("standard"):
-        state = TrainState(params, rest, tx.init(params), jnp.zeros((), jnp.int32))
+    graphdef, state = init_train_state(model, config, spe)
     chunk = make_train_chunk(graphdef, config, mode, spe, steps)
-    tables = Tables(jnp.asarray(data.user_features), jnp.asarray(data.item_features))
-    train = Batch(jnp.asarray(data.user_ids), jnp.asarray(data.item_ids),
-                  jnp.asarray(data.ratings))
+    tables, train = device_arrays(data)
     lam = jnp.asarray(config.penalty_weight, jnp.float32)
     t1 = time.perf_counter()
     state, mse = chunk(state, tables, train, jax.random.key(0), lam)

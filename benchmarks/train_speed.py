@@ -21,16 +21,13 @@ from pathlib import Path
 
 import jax
 import jax.numpy as jnp
-from flax import nnx
 
 from ttm_jax import (
-    Batch,
     ModelConfig,
-    Tables,
     TrainConfig,
-    TrainState,
+    device_arrays,
     init_model,
-    make_optimizer,
+    init_train_state,
     make_synthetic,
     make_train_chunk,
 )
@@ -39,14 +36,10 @@ from ttm_jax import (
 def time_mode(data, model_cfg, batch_size, mode, steps, repeats, seed):
     config = TrainConfig(batch_size=batch_size)
     model = init_model(model_cfg, data, key=jax.random.key(seed))
-    graphdef, params, rest = nnx.split(model, nnx.Param, ...)
     spe = max(1, math.ceil(data.n_ratings / batch_size))
-    tx = make_optimizer(config, spe)
-    state = TrainState(params, rest, tx.init(params), jnp.zeros((), jnp.int32))
+    graphdef, state = init_train_state(model, config, spe)
     chunk = make_train_chunk(graphdef, config, mode, spe, steps)
-    tables = Tables(jnp.asarray(data.user_features), jnp.asarray(data.item_features))
-    train = Batch(jnp.asarray(data.user_ids), jnp.asarray(data.item_ids),
-                  jnp.asarray(data.ratings))
+    tables, train = device_arrays(data)
     lam = jnp.asarray(config.penalty_weight, jnp.float32)
     state, losses = chunk(state, tables, train, jax.random.key(0), lam)  # compile
     losses.block_until_ready()

@@ -47,13 +47,8 @@ FOUR_DEVICES = textwrap.dedent(
     except ValueError as err:
         bad_batch = str(err)
     # The compiled step works on a quarter of the batch per device and all-reduces.
-    import jax.numpy as jnp
-    from flax import nnx
     from ttm_jax.parallel import replicate
-    graphdef, params, rest = nnx.split(model, nnx.Param, ...)
-    tx = ttm.make_optimizer(p.train_config, 1)
-    with jax.numpy_dtype_promotion("standard"):
-        state = ttm.TrainState(params, rest, tx.init(params), jnp.zeros((), jnp.int32))
+    graphdef, state = ttm.init_train_state(model, p.train_config, 1)
     tr = p.split.train
     chunk = make_parallel_chunk(graphdef, p.train_config, "rating", 1, 1, mesh)
     hlo = chunk.lower(

@@ -13,18 +13,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ttm_jax import (
-    Batch,
     ModelConfig,
     RatingData,
-    Tables,
     TrainConfig,
     TrainingDivergedError,
-    TrainState,
     TwoTowerRegressor,
+    device_arrays,
     evaluate,
     fit,
     init_model,
-    make_optimizer,
+    init_train_state,
     make_synthetic,
     make_train_chunk,
     make_train_step,
@@ -42,18 +40,11 @@ def small_split():
 
 
 def _state(model, config, steps_per_epoch=1):
-    graphdef, params, rest = nnx.split(model, nnx.Param, ...)
-    tx = make_optimizer(config, steps_per_epoch)
-    with jax.numpy_dtype_promotion("standard"):  # optax's init is not strict-promotion clean
-        opt_state = tx.init(params)
-    return graphdef, TrainState(params, rest, opt_state, jnp.zeros((), jnp.int32))
+    return init_train_state(model, config, steps_per_epoch)
 
 
 def _tables_and_batch(data: RatingData):
-    tables = Tables(jnp.asarray(data.user_features), jnp.asarray(data.item_features))
-    batch = Batch(jnp.asarray(data.user_ids), jnp.asarray(data.item_ids),
-                  jnp.asarray(data.ratings))
-    return tables, batch
+    return device_arrays(data)
 
 
 @settings(max_examples=8)

@@ -38,6 +38,8 @@ __all__ = [
     "FitResult",
     "TrainingDivergedError",
     "init_model",
+    "init_train_state",
+    "device_arrays",
     "make_optimizer",
     "make_schedule",
     "make_train_step",
@@ -293,6 +295,22 @@ def _to_batch(data: RatingData) -> Batch:
     return Batch(jnp.asarray(data.user_ids), jnp.asarray(data.item_ids), jnp.asarray(data.ratings))
 
 
+def device_arrays(data: RatingData) -> tuple[Tables, Batch]:
+    """``data`` as device arrays: its covariate :class:`Tables` and all of Ω as one :class:`Batch`."""
+    return Tables(jnp.asarray(data.user_features), jnp.asarray(data.item_features)), _to_batch(data)
+
+
+def init_train_state(model: TwoTower, config: TrainConfig, steps_per_epoch: int):
+    """``(graphdef, TrainState)`` at step 0: ``model`` split by ``nnx.split`` into its
+    ``nnx.Param`` state and the rest, with fresh optimiser state for ``config``."""
+    graphdef, params, rest = nnx.split(model, nnx.Param, ...)
+    tx = make_optimizer(config, steps_per_epoch)
+    # optax's init mixes int and float scalars, which strict promotion refuses.
+    with jax.numpy_dtype_promotion("standard"):
+        state = TrainState(params, rest, tx.init(params), jnp.zeros((), jnp.int32))
+    return graphdef, state
+
+
 def _check_compatible(train: RatingData, validation: RatingData | None, model: TwoTower) -> None:
     if train.user_features.shape[1] != model.user_tower.in_features:
         raise ValueError(
@@ -371,11 +389,8 @@ def fit(
     steps_per_check = steps_per_epoch * config.eval_every_epochs
     n_checks = math.ceil(config.max_epochs / config.eval_every_epochs)
 
-    graphdef, params, rest = nnx.split(model, nnx.Param, ...)
-    tx = make_optimizer(config, steps_per_epoch)
+    graphdef, state = init_train_state(model, config, steps_per_epoch)
     schedule = make_schedule(config, steps_per_epoch)
-    with jax.numpy_dtype_promotion("standard"):
-        state = TrainState(params, rest, tx.init(params), jnp.zeros((), jnp.int32))
     if mesh is None:
         place, host, chunk_key = jnp.asarray, np.asarray, (lambda k: k)
         chunk = make_train_chunk(graphdef, config, mode, steps_per_epoch, steps_per_check)
@@ -391,8 +406,7 @@ def fit(
         chunk = parallel.make_parallel_chunk(graphdef, config, mode, steps_per_epoch,
                                              steps_per_check, mesh, str(jax.random.key_impl(key)))
         state = place(state)
-    tables = jax.tree_util.tree_map(place, Tables(train.user_features, train.item_features))
-    train_b = jax.tree_util.tree_map(place, _to_batch(train))
+    tables, train_b = jax.tree_util.tree_map(place, device_arrays(train))
     val_b = (jax.tree_util.tree_map(place, _to_batch(validation))
              if validation is not None else None)
     lam = place(np.float32(config.penalty_weight))
