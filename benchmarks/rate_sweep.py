@@ -15,8 +15,8 @@ parameters per tower (``theory.theorem2_width``), its constant set per
 configuration so the largest |Ω| gets ``--max-width`` hidden units; or
 ``--fixed-width``. See docs/rate_sweep.md.
 
-Run:  python benchmarks/rate_sweep.py            (default sweep, about 10 minutes on 2 cores)
-      python benchmarks/rate_sweep.py --quick    (smoke run, under 2 minutes)
+Run:  python benchmarks/rate_sweep.py            (default sweep: 4–8 minutes on 2 shared cores)
+      python benchmarks/rate_sweep.py --quick    (smoke run: 20–35 seconds)
 Writes OUT/rate_sweep.png, OUT/rate_sweep.json, OUT/rate_sweep.md and a cache
 OUT/rate_sweep_cache/ (one JSON per configuration and |Ω|; reruns resume, --fresh redoes).
 """

@@ -143,3 +143,14 @@ def test_d_ordering_reports_the_order_of_measured_rates(sweep):
     line = sweep.d_ordering([res(2, 0.1, 0.0, 0.2), res(8, 0.15, 0.0, 0.3)])[0]
     assert "NOT monotone" in line and "overlap" in line
     assert np.isfinite(sweep.RateConfig(0.5, 3).predicted)
+
+
+def test_sequential_replications_match_the_vmapped_ones(sweep, tmp_path):
+    tiny = ["--configs", "1:1", "--grid", "100", "200", "--reps", "2", "--fixed-width", "4",
+            "--max-epochs", "10", "--mc-size", "50", "--no-progress"]
+    together = sweep.main([*tiny, "--out", str(tmp_path / "v")])
+    alone = sweep.main([*tiny, "--out", str(tmp_path / "s"), "--replications", "sequential"])
+    for p, q in zip(together[0]["points"], alone[0]["points"]):
+        for a, b in zip(p["reps"], q["reps"]):
+            assert a["best_epoch"] == b["best_epoch"]
+            assert a["excess_risk"] == pytest.approx(b["excess_risk"], rel=1e-3)

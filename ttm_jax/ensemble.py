@@ -34,8 +34,8 @@ from ttm_jax.towers import TwoTower, score
 from ttm_jax.train import (
     Batch,
     Tables,
-    TrainState,
-    make_optimizer,
+    device_arrays,
+    init_train_state,
     make_schedule,
     make_train_chunk,
     resolve_tower_mode,
@@ -192,10 +192,9 @@ def fit_ensemble(
                 v.item_features.shape != t.item_features.shape
             ):
                 raise ValueError(f"validations[{k}] must share trains[{k}]'s covariate tables")
-    splits = [nnx.split(m, nnx.Param, ...) for m in models]
-    graphdef = splits[0][0]
-    for k, (g, _, _) in enumerate(splits[1:], start=1):
-        if g != graphdef:
+    graphdef = nnx.graphdef(models[0])
+    for k, m in enumerate(models[1:], start=1):
+        if nnx.graphdef(m) != graphdef:
             raise ValueError(f"models[{k}] has a different architecture from models[0]")
     if trains[0].user_features.shape[1] != models[0].user_tower.in_features or (
         trains[0].item_features.shape[1] != models[0].item_tower.in_features
@@ -209,19 +208,15 @@ def fit_ensemble(
     steps_per_check = steps_per_epoch * config.eval_every_epochs
     n_checks = math.ceil(config.max_epochs / config.eval_every_epochs)
 
-    params = _stack([p for _, p, _ in splits])
-    rest = _stack([s for _, _, s in splits])
-    tx = make_optimizer(config, steps_per_epoch)
+    # The same initial state fit() builds, one per replication, stacked on axis 0.
+    inits = [init_train_state(m, config, steps_per_epoch) for m in models]
+    graphdef = inits[0][0]
+    state = _stack([st for _, st in inits])
+    params, rest = state.params, state.rest
     schedule = make_schedule(config, steps_per_epoch)
-    with jax.numpy_dtype_promotion("standard"):  # optax's init is not strict-promotion clean
-        opt_state = jax.vmap(tx.init)(params)
-    state = TrainState(params, rest, opt_state, jnp.zeros((r,), jnp.int32))
     chunk = _vmapped_chunk(graphdef, config, mode, steps_per_epoch, steps_per_check)
-    tables = _stack(
-        [Tables(jnp.asarray(t.user_features), jnp.asarray(t.item_features)) for t in trains]
-    )
-    train_b = _stack([_to_batch(t) for t in trains])
-    val_b = None if validations is None else _stack([_to_batch(v) for v in validations])
+    tables, train_b = _stack([device_arrays(t) for t in trains])
+    val_b = None if validations is None else _stack([device_arrays(v)[1] for v in validations])
     val_fn = _vmapped_val_rmse(graphdef, mode)
     lam = jnp.asarray(config.penalty_weight, jnp.float32)
     base_keys = jnp.stack(list(keys))
@@ -299,6 +294,3 @@ def fit_ensemble(
         tower_mode=mode,
     )
 
-
-def _to_batch(data: RatingData) -> Batch:
-    return Batch(jnp.asarray(data.user_ids), jnp.asarray(data.item_ids), jnp.asarray(data.ratings))

@@ -44,7 +44,7 @@ score such users with their id block zeroed
 on the covariates and the layer's bias, which the shared training has made
 the "average user". :func:`ttm_jax.datasets.ids.with_id_dropout` trains that
 path explicitly on id-less copies of ratings (on MovieLens it did not help;
-see ``benchmarks/RESULTS_movielens.md``).
+see ``benchmarks/RESULTS.md`` (section 5)).
 """
 
 from __future__ import annotations
