@@ -65,8 +65,12 @@ from functools import lru_cache
 
 import numpy as np
 
-from ttm_jax.data import RatingData
-from ttm_jax.synthetic import GroundTruth, SyntheticData, sample_intrinsic_covariates, sample_pairs
+from ttm_jax.synthetic import (
+    SyntheticData,
+    assemble_synthetic,
+    sample_intrinsic_covariates,
+    sample_pairs,
+)
 
 __all__ = [
     "HolderMap",
@@ -414,22 +418,7 @@ def make_holder_synthetic(
         x_u = sample_intrinsic_covariates(n_users, D, d, rng)
         x_i = sample_intrinsic_covariates(n_items, D, d, rng)
         u_ids, i_ids = sample_pairs(n_users, n_items, n_ratings, rng)
-    u_emb, i_emb = f_star(x_u), g_star(x_i)
-    clean = np.sum(u_emb[u_ids] * i_emb[i_ids], axis=-1)
-    ratings = clean + rng.normal(0.0, math.sqrt(noise_var), size=n_ratings)
-
-    def sampler(n: int, seed_or_rng: int | np.random.Generator) -> np.ndarray:
-        return sample_intrinsic_covariates(n, D, d, np.random.default_rng(seed_or_rng))
-
-    truth = GroundTruth(
-        user_map=f_star,
-        item_map=g_star,
-        user_embeddings=u_emb,
-        item_embeddings=i_emb,
-        sample_users=sampler,
-        sample_items=sampler,
-        noise_var=float(noise_var),
-        intrinsic_dim=d,
-        smoothness=beta,
+    return assemble_synthetic(
+        f_star, g_star, x_u, x_i, u_ids, i_ids, rng,
+        noise_var=noise_var, intrinsic_dim=d, smoothness=beta,
     )
-    return SyntheticData(RatingData(x_u, x_i, u_ids, i_ids, ratings), truth)

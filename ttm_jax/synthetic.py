@@ -28,6 +28,7 @@ __all__ = [
     "make_synthetic",
     "sample_pairs",
     "sample_intrinsic_covariates",
+    "assemble_synthetic",
 ]
 
 
@@ -98,6 +99,49 @@ def sample_pairs(
             codes = codes[np.sort(first)]
         codes = codes[:n_pairs]
     return (codes // n_items).astype(np.int32), (codes % n_items).astype(np.int32)
+
+
+def assemble_synthetic(
+    user_map: Callable[[np.ndarray], np.ndarray],
+    item_map: Callable[[np.ndarray], np.ndarray],
+    x_u: np.ndarray,
+    x_i: np.ndarray,
+    user_ids: np.ndarray,
+    item_ids: np.ndarray,
+    rng: np.random.Generator,
+    *,
+    noise_var: float,
+    intrinsic_dim: int,
+    smoothness: float,
+) -> SyntheticData:
+    """Rate the pairs ``(user_ids[k], item_ids[k])`` by ``<f*(x_u), g*(x_i)> + ε``,
+    ``ε ~ Normal(0, noise_var)`` drawn from ``rng``, and package the truth.
+
+    Fresh covariates come from :func:`sample_intrinsic_covariates` with the
+    ambient width of ``x_u``/``x_i`` and ``intrinsic_dim``.
+    """
+    u_emb, i_emb = user_map(x_u), item_map(x_i)
+    clean = np.sum(u_emb[user_ids] * i_emb[item_ids], axis=-1)
+    ratings = clean + rng.normal(0.0, np.sqrt(noise_var), size=len(user_ids))
+
+    def sampler_for(width: int):
+        def sample(n: int, seed_or_rng: int | np.random.Generator) -> np.ndarray:
+            return sample_intrinsic_covariates(n, width, intrinsic_dim,
+                                               np.random.default_rng(seed_or_rng))
+        return sample
+
+    truth = GroundTruth(
+        user_map=user_map,
+        item_map=item_map,
+        user_embeddings=u_emb,
+        item_embeddings=i_emb,
+        sample_users=sampler_for(x_u.shape[1]),
+        sample_items=sampler_for(x_i.shape[1]),
+        noise_var=float(noise_var),
+        intrinsic_dim=int(intrinsic_dim),
+        smoothness=float(smoothness),
+    )
+    return SyntheticData(RatingData(x_u, x_i, user_ids, item_ids, ratings), truth)
 
 
 def _trig_map(coef_sin, coef_cos, coef_prod):
@@ -185,22 +229,7 @@ def make_synthetic(
     x_u = sample_intrinsic_covariates(n_users, D, intrinsic_dim, rng)
     x_i = sample_intrinsic_covariates(n_items, D, intrinsic_dim, rng)
     u_ids, i_ids = sample_pairs(n_users, n_items, n_ratings, rng)
-    u_emb, i_emb = f_star(x_u), g_star(x_i)
-    clean = np.sum(u_emb[u_ids] * i_emb[i_ids], axis=-1)
-    ratings = clean + rng.normal(0.0, np.sqrt(noise_var), size=n_ratings)
-
-    def sampler(n: int, seed_or_rng: int | np.random.Generator) -> np.ndarray:
-        return sample_intrinsic_covariates(n, D, intrinsic_dim, np.random.default_rng(seed_or_rng))
-
-    truth = GroundTruth(
-        user_map=f_star,
-        item_map=g_star,
-        user_embeddings=u_emb,
-        item_embeddings=i_emb,
-        sample_users=sampler,
-        sample_items=sampler,
-        noise_var=float(noise_var),
-        intrinsic_dim=int(intrinsic_dim),
-        smoothness=float("inf"),
+    return assemble_synthetic(
+        f_star, g_star, x_u, x_i, u_ids, i_ids, rng,
+        noise_var=noise_var, intrinsic_dim=intrinsic_dim, smoothness=float("inf"),
     )
-    return SyntheticData(RatingData(x_u, x_i, u_ids, i_ids, ratings), truth)
