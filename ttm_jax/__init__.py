@@ -19,6 +19,7 @@ from ttm_jax.holder import (
     make_holder_synthetic,
 )
 from ttm_jax.inference import embed_items, embed_users, predict_pairs
+from ttm_jax.lambda_grid import PAPER_LAMBDAS, LambdaGridResult, fit_lambda_grid
 from ttm_jax.objective import penalty, soft_threshold
 from ttm_jax.parallel import data_parallel_mesh, fit_data_parallel, initialize_distributed
 from ttm_jax.recommend import (
@@ -53,6 +54,9 @@ from ttm_jax.train import (
 
 __all__ = [
     "EnsembleHistory",
+    "LambdaGridResult",
+    "PAPER_LAMBDAS",
+    "fit_lambda_grid",
     "EnsembleResult",
     "HolderMap",
     "TrigMap",

@@ -1,0 +1,114 @@
+"""Table 1 pieces: the λ grid trained under vmap, and the benchmark's --quick run."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+import jax
+import numpy as np
+import pytest
+from flax import nnx
+
+from ttm_jax import ModelConfig, TrainConfig, fit, init_model
+from ttm_jax.holder import make_holder_synthetic
+from ttm_jax.lambda_grid import PAPER_LAMBDAS, fit_lambda_grid
+
+SMALL = ModelConfig(hidden=(8, 8), embedding_dim=3)
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _problem(n=400):
+    data, _ = make_holder_synthetic(n, smoothness=1.0, intrinsic_dim=2, ambient_dim=4,
+                                    noise_var=0.1, seed=0, map_seed=7)
+    cut = int(0.8 * n)
+    train, val = data.subset(np.arange(cut)), data.subset(np.arange(cut, n))
+    return init_model(SMALL, train, key=jax.random.key(3)), train, val
+
+
+def _params(model):
+    return jax.tree_util.tree_leaves(nnx.state(model, nnx.Param))
+
+
+def test_paper_grid_is_the_25_point_grid():
+    assert PAPER_LAMBDAS.shape == (25,)
+    assert PAPER_LAMBDAS[0] == pytest.approx(1e-6) and PAPER_LAMBDAS[-1] == pytest.approx(100.0)
+
+
+def test_each_vmapped_lambda_equals_fit_with_that_lambda_alone():
+    model, train, val = _problem()
+    # Patience short enough that grid points stop at different checks.
+    config = TrainConfig(batch_size=64, max_epochs=30, eval_every_epochs=2, patience=3,
+                         learning_rate=1e-2)
+    lambdas = [1e-5, 1e-2, 1.0]
+    grid = fit_lambda_grid(model, train, val, config, lambdas=lambdas, key=jax.random.key(5),
+                           progress=False)
+    for k, lam in enumerate(lambdas):
+        alone = fit(model, train, val, config.replace(penalty_weight=lam), key=jax.random.key(5),
+                    progress=False)
+        assert grid.best_epoch[k] == alone.best_epoch
+        assert grid.val_rmse[k] == pytest.approx(alone.best_val_rmse, rel=1e-4)
+        if k == grid.best_index:
+            for a, b in zip(_params(grid.model), _params(alone.model)):
+                np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-3, atol=1e-5)
+    assert grid.best_lambda == lambdas[grid.best_index]
+    assert grid.history_val_rmse.shape == (len(grid.history_epoch), 3)
+    assert not grid.diverged.any()
+
+
+@pytest.mark.parametrize("lambdas", [[], [1e-3, -1.0], [float("nan")]])
+def test_bad_lambdas_raise_naming_the_argument(lambdas):
+    model, train, val = _problem(100)
+    with pytest.raises(ValueError, match="lambdas"):
+        fit_lambda_grid(model, train, val, TrainConfig(max_epochs=2), lambdas=lambdas,
+                        key=jax.random.key(0), progress=False)
+
+
+def test_a_config_where_lambda_cannot_vary_is_refused():
+    model, train, val = _problem(100)
+    for cfg, word in ((TrainConfig(penalty="none"), "penalty"),
+                      (TrainConfig(optimizer="adamw"), "optimizer")):
+        with pytest.raises(ValueError, match=word):
+            fit_lambda_grid(model, train, val, cfg, lambdas=[1e-3], key=jax.random.key(0))
+
+
+def test_quick_benchmark_writes_finite_outputs(tmp_path):
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import table1
+    finally:
+        sys.path.pop(0)
+    t0 = time.perf_counter()
+    table1.main(["--quick", "--out-dir", str(tmp_path / "out"),
+                 "--cache", str(tmp_path / "cache"), "--no-progress"])
+    first = time.perf_counter() - t0
+    out = tmp_path / "out"
+    runs = json.loads((out / "table1_runs.json").read_text())
+    assert runs["runs"], "no runs recorded"
+    for run in runs["runs"]:
+        assert math.isfinite(run["test_rmse"])
+    md = (out / "table1.md").read_text()
+    assert "| (200,200,20) | ours (1 rep.) |" in md and "TTM vs best competitor" in md
+    assert "reduced" in md  # the smaller grids and folds are said
+    assert (out / "table1.png").stat().st_size > 0
+    assert first < 60
+    # A second call is served from the per-run cache.
+    t1 = time.perf_counter()
+    table1.main(["--quick", "--out-dir", str(out), "--cache", str(tmp_path / "cache"),
+                 "--no-progress"])
+    assert time.perf_counter() - t1 < first
+
+
+@pytest.mark.parametrize("argv, word", [(["--settings", "10"], "--settings"),
+                                        (["--methods", "ttm,foo"], "--methods")])
+def test_benchmark_bad_flags_raise(tmp_path, argv, word):
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import table1
+    finally:
+        sys.path.pop(0)
+    with pytest.raises(ValueError, match=word):
+        table1.main([*argv, "--out-dir", str(tmp_path), "--cache", str(tmp_path / "c")])

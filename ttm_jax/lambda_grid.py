@@ -1,0 +1,240 @@
+"""Choose λ by training the whole grid at once, vectorised over the penalty weight.
+
+The paper picks λ from ``{10^(-6 + k/3) : k = 0..24}`` by validation RMSE
+(SPEC §2). Every grid point trains the same architecture on the same data from
+the same initial parameters and minibatch draws; only ``λ`` differs. Since the
+jitted chunk of :func:`ttm_jax.train.make_train_chunk` takes ``lam`` as an array
+argument, :func:`fit_lambda_grid` ``vmap``s it over ``(state, lam)`` with the
+covariate tables, Ω and the key shared (not copied ``g`` times), so one
+dispatch advances all ``g`` fits. Each λ keeps its own early stopping, as in
+:mod:`ttm_jax.ensemble`: its best-validation parameters freeze once its
+patience runs out. Grid point ``k`` ends with the parameters
+``fit(model, train, validation, config.replace(penalty_weight=lambdas[k]), key=key)``
+would return, up to float rounding.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import sys
+import time
+from collections.abc import Sequence
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+from tqdm.auto import tqdm
+
+from ttm_jax.config import TrainConfig
+from ttm_jax.data import RatingData
+from ttm_jax.ensemble import _keep_where, _stack, _unstack
+from ttm_jax.objective import squared_error
+from ttm_jax.towers import TwoTower, score
+from ttm_jax.train import (
+    Batch,
+    Tables,
+    device_arrays,
+    init_train_state,
+    make_train_chunk,
+    resolve_tower_mode,
+)
+
+__all__ = ["PAPER_LAMBDAS", "LambdaGridResult", "fit_lambda_grid"]
+
+#: The paper's grid ``{10^(-6 + k/3) : k = 0..24}``, ``[25]`` float64 (1e-6 … 1e2).
+PAPER_LAMBDAS = 10.0 ** (-6.0 + np.arange(25) / 3.0)
+
+
+class LambdaGridResult(NamedTuple):
+    """What :func:`fit_lambda_grid` returns for a grid of ``g`` values of λ.
+
+    Attributes:
+      lambdas: ``[g]`` the grid, as given.
+      val_rmse: ``[g]`` best validation RMSE of each λ (``inf`` if it diverged
+        before its first check).
+      best_epoch: ``[g]`` epoch of each λ's kept parameters.
+      diverged: ``[g]`` whether that λ's loss became non-finite.
+      best_index: index of the chosen λ (lowest ``val_rmse``; ties: the first).
+      best_lambda: ``lambdas[best_index]``.
+      model: the model for the chosen λ, with its best-validation parameters.
+      history_val_rmse: ``[c, g]`` validation RMSE at each check.
+      history_epoch: ``[c]`` epochs trained at each check.
+      epochs_run: epochs trained by the stacked computation.
+      seconds: wall-clock time, compilation included.
+      stop_reason: ``"max_epochs"``, ``"early_stopping"`` (every λ stopped) or
+        ``"time_limit"``.
+      tower_mode: ``"entity"`` or ``"rating"``, as resolved.
+    """
+
+    lambdas: np.ndarray
+    val_rmse: np.ndarray
+    best_epoch: np.ndarray
+    diverged: np.ndarray
+    best_index: int
+    best_lambda: float
+    model: TwoTower
+    history_val_rmse: np.ndarray
+    history_epoch: np.ndarray
+    epochs_run: float
+    seconds: float
+    stop_reason: str
+    tower_mode: str
+
+
+@functools.lru_cache(maxsize=32)
+def _grid_chunk(graphdef, config: TrainConfig, mode: str, steps_per_epoch: int, n_steps: int):
+    chunk = make_train_chunk(graphdef, config, mode, steps_per_epoch, n_steps)
+    # Tables, Ω and the key are shared: the g fits differ only in state and λ.
+    return jax.jit(jax.vmap(chunk, in_axes=(0, None, None, None, 0)))
+
+
+@functools.lru_cache(maxsize=32)
+def _grid_val_rmse(graphdef):
+    def one(params, rest, tables: Tables, val: Batch):
+        # The same entity-wise scoring as train.fit's validation check, so a
+        # grid point reproduces fit()'s early-stopping decisions.
+        model = nnx.merge(graphdef, params, rest)
+        pred = score(
+            model.embed_users(tables.user_x)[val.user_ids],
+            model.embed_items(tables.item_x)[val.item_ids],
+            model.offset[...],
+        )
+        return jnp.sqrt(squared_error(pred, val.ratings))
+
+    return jax.jit(jax.vmap(one, in_axes=(0, 0, None, None)))
+
+
+def _check_lambdas(lambdas) -> np.ndarray:
+    lam = np.asarray(lambdas, np.float64)
+    if lam.ndim != 1 or lam.size == 0:
+        raise ValueError(f"lambdas must be a non-empty 1-D sequence of λ values; got shape "
+                         f"{lam.shape}")
+    if not (np.isfinite(lam).all() and (lam >= 0).all()):
+        raise ValueError(f"lambdas must be finite and >= 0; got {lam.tolist()}")
+    return lam
+
+
+def fit_lambda_grid(
+    model: TwoTower,
+    train: RatingData,
+    validation: RatingData,
+    config: TrainConfig | None = None,
+    *,
+    lambdas: Sequence[float] | np.ndarray = PAPER_LAMBDAS,
+    key: jax.Array,
+    progress: bool | None = None,
+) -> LambdaGridResult:
+    """Train ``model`` once per λ in ``lambdas``, all in one ``vmap``; keep the best λ.
+
+    Args:
+      model: the initial :class:`TwoTower` shared by every grid point; not modified.
+      train: training ratings Ω (tables ``[n_users, D_u]``, ``[n_items, D_i]``).
+      validation: ratings for early stopping and for choosing λ, sharing
+        ``train``'s covariate tables.
+      config: training configuration; its ``penalty_weight`` is replaced by
+        each λ (default ``TrainConfig()``). Its penalty must be applied through
+        the loss or the proximal step (not ``optimizer="adamw"``, whose decay
+        is a compile-time constant) and not ``"none"``.
+      lambdas: ``[g]`` values of λ, each finite and ``>= 0`` (default: the
+        paper's 25-point grid :data:`PAPER_LAMBDAS`).
+      key: ``jax.random`` key for the minibatch draws (the same for every λ).
+      progress: progress bar (default: when stderr is a terminal).
+
+    Returns:
+      A :class:`LambdaGridResult`.
+
+    Raises:
+      ValueError: empty or non-finite/negative ``lambdas``, a missing
+        ``validation``, or a ``config`` in which λ cannot vary.
+    """
+    config = TrainConfig() if config is None else config
+    lam_np = _check_lambdas(lambdas)
+    if validation is None:
+        raise ValueError("validation is required: λ is chosen by validation RMSE")
+    if config.penalty == "none":
+        raise ValueError("config.penalty='none' makes every λ identical; use 'l2' or 'l1'")
+    if config.optimizer == "adamw":
+        raise ValueError("config.optimizer='adamw' fixes λ at compile time; use 'adam' or 'sgd'")
+    if train.user_features.shape[1] != model.user_tower.in_features or (
+        train.item_features.shape[1] != model.item_tower.in_features
+    ):
+        raise ValueError("train's covariate widths do not match the model's towers")
+    if (validation.user_features.shape != train.user_features.shape
+            or validation.item_features.shape != train.item_features.shape):
+        raise ValueError("validation must share train's covariate tables")
+
+    g = lam_np.size
+    t0 = time.perf_counter()
+    mode = resolve_tower_mode(config.tower_mode, train.n_users, train.n_items, config.batch_size)
+    steps_per_epoch = max(1, math.ceil(train.n_ratings / config.batch_size))
+    steps_per_check = steps_per_epoch * config.eval_every_epochs
+    n_checks = math.ceil(config.max_epochs / config.eval_every_epochs)
+
+    graphdef, state0 = init_train_state(model, config, steps_per_epoch)
+    state = _stack([state0] * g)
+    rest = state.rest
+    chunk = _grid_chunk(graphdef, config, mode, steps_per_epoch, steps_per_check)
+    val_fn = _grid_val_rmse(graphdef)
+    tables, train_b = device_arrays(train)
+    val_b = device_arrays(validation)[1]
+    lam = jnp.asarray(lam_np, jnp.float32)
+
+    best_params = state.params
+    best_rmse = np.full(g, math.inf)
+    best_epoch = np.zeros(g)
+    since_best = np.zeros(g, np.int64)
+    active = np.ones(g, bool)
+    diverged = np.zeros(g, bool)
+    epochs, val_rows = [], []
+    stop_reason = "max_epochs"
+    show = sys.stderr.isatty() if progress is None else progress
+    bar = tqdm(total=config.max_epochs, unit="epoch", disable=not show, desc=f"λ grid ×{g}")
+    try:
+        for check in range(n_checks):
+            state, mses = chunk(state, tables, train_b, jax.random.fold_in(key, check), lam)
+            epoch = float((check + 1) * config.eval_every_epochs)
+            bad = active & ~np.isfinite(np.asarray(mses)).all(axis=1)
+            rmse = np.asarray(val_fn(state.params, state.rest, tables, val_b), np.float64)
+            bad |= active & ~np.isfinite(rmse)
+            diverged |= bad
+            active &= ~bad
+            improved = active & (rmse < best_rmse - config.min_delta)
+            since_best = np.where(improved, 0, since_best + active)
+            best_rmse = np.where(improved, rmse, best_rmse)
+            best_epoch = np.where(improved, epoch, best_epoch)
+            active &= since_best < config.patience
+            if improved.any():
+                best_params = _keep_where(jnp.asarray(improved), state.params, best_params)
+            epochs.append(epoch)
+            val_rows.append(rmse)
+            bar.update(config.eval_every_epochs)
+            bar.set_postfix(active=int(active.sum()), best=f"{best_rmse.min():.4f}")
+            if not active.any():
+                stop_reason = "early_stopping"
+                break
+            if config.max_seconds is not None and time.perf_counter() - t0 > config.max_seconds:
+                stop_reason = "time_limit"
+                break
+    finally:
+        bar.close()
+
+    best = int(np.argmin(best_rmse))
+    chosen = nnx.merge(graphdef, _unstack(best_params, best), _unstack(rest, best))
+    return LambdaGridResult(
+        lambdas=lam_np,
+        val_rmse=best_rmse,
+        best_epoch=best_epoch,
+        diverged=diverged,
+        best_index=best,
+        best_lambda=float(lam_np[best]),
+        model=chosen,
+        history_val_rmse=np.asarray(val_rows, np.float64).reshape(-1, g),
+        history_epoch=np.asarray(epochs, np.float64),
+        epochs_run=epochs[-1] if epochs else 0.0,
+        seconds=time.perf_counter() - t0,
+        stop_reason=stop_reason,
+        tower_mode=mode,
+    )
