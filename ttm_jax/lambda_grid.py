@@ -31,11 +31,9 @@ from tqdm.auto import tqdm
 from ttm_jax.config import TrainConfig
 from ttm_jax.data import RatingData
 from ttm_jax.ensemble import _keep_where, _stack, _unstack
-from ttm_jax.objective import squared_error
-from ttm_jax.towers import TwoTower, score
+from ttm_jax.towers import TwoTower
 from ttm_jax.train import (
-    Batch,
-    Tables,
+    _val_rmse,
     device_arrays,
     init_train_state,
     make_train_chunk,
@@ -93,18 +91,9 @@ def _grid_chunk(graphdef, config: TrainConfig, mode: str, steps_per_epoch: int, 
 
 @functools.lru_cache(maxsize=32)
 def _grid_val_rmse(graphdef):
-    def one(params, rest, tables: Tables, val: Batch):
-        # The same entity-wise scoring as train.fit's validation check, so a
-        # grid point reproduces fit()'s early-stopping decisions.
-        model = nnx.merge(graphdef, params, rest)
-        pred = score(
-            model.embed_users(tables.user_x)[val.user_ids],
-            model.embed_items(tables.item_x)[val.item_ids],
-            model.offset[...],
-        )
-        return jnp.sqrt(squared_error(pred, val.ratings))
-
-    return jax.jit(jax.vmap(one, in_axes=(0, 0, None, None)))
+    # train.fit's own validation scorer, vmapped over the grid's parameters, so a
+    # grid point reproduces fit()'s early-stopping decisions.
+    return jax.jit(jax.vmap(functools.partial(_val_rmse, graphdef), in_axes=(0, 0, None, None)))
 
 
 def _check_lambdas(lambdas) -> np.ndarray:
