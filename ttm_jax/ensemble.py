@@ -122,6 +122,43 @@ def _vmapped_val_rmse(graphdef, mode: str):
     return jax.jit(jax.vmap(one))
 
 
+class _Stopping(NamedTuple):
+    """Per-member early-stopping state of a batched fit, each ``[r]``."""
+
+    best_rmse: np.ndarray
+    best_epoch: np.ndarray
+    since_best: np.ndarray
+    active: np.ndarray
+    diverged: np.ndarray
+
+    @classmethod
+    def start(cls, r: int) -> _Stopping:
+        return cls(np.full(r, math.inf), np.zeros(r), np.zeros(r, np.int64), np.ones(r, bool),
+                   np.zeros(r, bool))
+
+    def update(self, mses: np.ndarray, rmse: np.ndarray | None, epoch: float,
+               config: TrainConfig) -> tuple[_Stopping, np.ndarray]:
+        """One validation check: ``mses [r, steps]``, ``rmse [r]`` (``None``: no
+        validation, so every healthy member keeps its latest parameters).
+        Returns the new state and the mask of members whose parameters to keep."""
+        bad = self.active & ~np.isfinite(mses).all(axis=1)
+        if rmse is not None:
+            bad |= self.active & ~np.isfinite(rmse)
+        diverged, active = self.diverged | bad, self.active & ~bad
+        if rmse is None:
+            return self._replace(best_epoch=np.where(active, epoch, self.best_epoch),
+                                 active=active, diverged=diverged), active
+        improved = active & (rmse < self.best_rmse - config.min_delta)
+        since_best = np.where(improved, 0, self.since_best + active)
+        return _Stopping(
+            best_rmse=np.where(improved, rmse, self.best_rmse),
+            best_epoch=np.where(improved, epoch, self.best_epoch),
+            since_best=since_best,
+            active=active & (since_best < config.patience),
+            diverged=diverged,
+        ), improved
+
+
 @jax.jit
 def _keep_where(mask, new, old):
     def pick(a, b):
@@ -223,11 +260,7 @@ def fit_ensemble(
     fold = jax.vmap(jax.random.fold_in, in_axes=(0, None))
 
     best_params = params
-    best_rmse = np.full(r, math.inf)
-    best_epoch = np.zeros(r)
-    since_best = np.zeros(r, np.int64)
-    active = np.ones(r, bool)
-    diverged = np.zeros(r, bool)
+    stop = _Stopping.start(r)
     epochs, lrs, mse_rows, val_rows = [], [], [], []
     stop_reason = "max_epochs"
     show = sys.stderr.isatty() if progress is None else progress
@@ -239,22 +272,12 @@ def fit_ensemble(
             state, mses = chunk(state, tables, train_b, fold(base_keys, check), lam)
             epoch = float((check + 1) * config.eval_every_epochs)
             mses = np.asarray(mses)
-            bad = active & ~np.isfinite(mses).all(axis=1)
             if val_b is not None:
                 rmse = np.asarray(val_fn(state.params, state.rest, tables, val_b), np.float64)
-                bad |= active & ~np.isfinite(rmse)
-                diverged |= bad
-                active &= ~bad
-                improved = active & (rmse < best_rmse - config.min_delta)
-                since_best = np.where(improved, 0, since_best + active)
-                best_rmse = np.where(improved, rmse, best_rmse)
-                active &= since_best < config.patience
+                stop, improved = stop.update(mses, rmse, epoch, config)
             else:
                 rmse = np.full(r, math.nan)
-                diverged |= bad
-                active &= ~bad
-                improved = active
-            best_epoch = np.where(improved, epoch, best_epoch)
+                stop, improved = stop.update(mses, None, epoch, config)
             if improved.any():
                 best_params = _keep_where(jnp.asarray(improved), state.params, best_params)
             epochs.append(epoch)
@@ -263,9 +286,9 @@ def fit_ensemble(
             val_rows.append(rmse)
             bar.update(config.eval_every_epochs)
             if val_b is not None:
-                bar.set_postfix(active=int(active.sum()), val_rmse=f"{np.nanmean(rmse):.4f}")
-            if not active.any():
-                stop_reason = "diverged" if diverged.any() else "early_stopping"
+                bar.set_postfix(active=int(stop.active.sum()), val_rmse=f"{np.nanmean(rmse):.4f}")
+            if not stop.active.any():
+                stop_reason = "diverged" if stop.diverged.any() else "early_stopping"
                 break
             if config.max_seconds is not None and time.perf_counter() - t0 > config.max_seconds:
                 stop_reason = "time_limit"
@@ -285,9 +308,9 @@ def fit_ensemble(
     return EnsembleResult(
         models=trained,
         history=history,
-        best_epoch=best_epoch,
-        best_val_rmse=best_rmse if val_b is not None else np.full(r, math.nan),
-        diverged=diverged,
+        best_epoch=stop.best_epoch,
+        best_val_rmse=stop.best_rmse if val_b is not None else np.full(r, math.nan),
+        diverged=stop.diverged,
         epochs_run=epochs[-1] if epochs else 0.0,
         seconds=time.perf_counter() - t0,
         stop_reason=stop_reason,

@@ -30,7 +30,7 @@ from tqdm.auto import tqdm
 
 from ttm_jax.config import TrainConfig
 from ttm_jax.data import RatingData
-from ttm_jax.ensemble import _keep_where, _stack, _unstack
+from ttm_jax.ensemble import _keep_where, _stack, _Stopping, _unstack
 from ttm_jax.towers import TwoTower
 from ttm_jax.train import (
     _val_rmse,
@@ -172,11 +172,7 @@ def fit_lambda_grid(
     lam = jnp.asarray(lam_np, jnp.float32)
 
     best_params = state.params
-    best_rmse = np.full(g, math.inf)
-    best_epoch = np.zeros(g)
-    since_best = np.zeros(g, np.int64)
-    active = np.ones(g, bool)
-    diverged = np.zeros(g, bool)
+    stop = _Stopping.start(g)
     epochs, val_rows = [], []
     stop_reason = "max_epochs"
     show = sys.stderr.isatty() if progress is None else progress
@@ -185,23 +181,15 @@ def fit_lambda_grid(
         for check in range(n_checks):
             state, mses = chunk(state, tables, train_b, jax.random.fold_in(key, check), lam)
             epoch = float((check + 1) * config.eval_every_epochs)
-            bad = active & ~np.isfinite(np.asarray(mses)).all(axis=1)
             rmse = np.asarray(val_fn(state.params, state.rest, tables, val_b), np.float64)
-            bad |= active & ~np.isfinite(rmse)
-            diverged |= bad
-            active &= ~bad
-            improved = active & (rmse < best_rmse - config.min_delta)
-            since_best = np.where(improved, 0, since_best + active)
-            best_rmse = np.where(improved, rmse, best_rmse)
-            best_epoch = np.where(improved, epoch, best_epoch)
-            active &= since_best < config.patience
+            stop, improved = stop.update(np.asarray(mses), rmse, epoch, config)
             if improved.any():
                 best_params = _keep_where(jnp.asarray(improved), state.params, best_params)
             epochs.append(epoch)
             val_rows.append(rmse)
             bar.update(config.eval_every_epochs)
-            bar.set_postfix(active=int(active.sum()), best=f"{best_rmse.min():.4f}")
-            if not active.any():
+            bar.set_postfix(active=int(stop.active.sum()), best=f"{stop.best_rmse.min():.4f}")
+            if not stop.active.any():
                 stop_reason = "early_stopping"
                 break
             if config.max_seconds is not None and time.perf_counter() - t0 > config.max_seconds:
@@ -210,13 +198,13 @@ def fit_lambda_grid(
     finally:
         bar.close()
 
-    best = int(np.argmin(best_rmse))
+    best = int(np.argmin(stop.best_rmse))
     chosen = nnx.merge(graphdef, _unstack(best_params, best), _unstack(rest, best))
     return LambdaGridResult(
         lambdas=lam_np,
-        val_rmse=best_rmse,
-        best_epoch=best_epoch,
-        diverged=diverged,
+        val_rmse=stop.best_rmse,
+        best_epoch=stop.best_epoch,
+        diverged=stop.diverged,
         best_index=best,
         best_lambda=float(lam_np[best]),
         model=chosen,
