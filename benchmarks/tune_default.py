@@ -68,6 +68,14 @@ CANDIDATES: dict[str, tuple[dict, dict]] = {
     "depth2-batch1024-lr1e-3": (dict(hidden=(100, 100)), dict(batch_size=1024,
                                                               learning_rate=1e-3)),
     "depth2-p50": (dict(hidden=(100, 100), embedding_dim=50), {}),
+    # Around the current default (issue 5): width and batch/step at the library's
+    # own budget (4000 epochs, patience 50 checks); batch and step scaled together.
+    "previous-default": (dict(hidden=(100, 100)), dict(max_epochs=4000, patience=50)),
+    **{f"depth2-width{w}-b{b}-lr{lr:g}": (dict(hidden=(w, w)),
+                                          dict(batch_size=b, learning_rate=lr, max_epochs=4000,
+                                               patience=50))
+       for w, b, lr in ((200, 4096, 3e-3), (200, 8192, 6e-3), (200, 16384, 1.2e-2),
+                        (200, 32768, 2.4e-2), (100, 16384, 1.2e-2))},
     "paper-sgd": (dict(hidden=(50,) * 4, activation="relu", standardize=False,
                        center_ratings=False),
                   dict(optimizer="sgd", learning_rate=0.01, decay_rate=0.9, decay_epochs=1,

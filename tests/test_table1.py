@@ -43,9 +43,13 @@ def test_each_vmapped_lambda_equals_fit_with_that_lambda_alone():
     # Patience short enough that grid points stop at different checks.
     config = TrainConfig(batch_size=64, max_epochs=30, eval_every_epochs=2, patience=3,
                          learning_rate=1e-2)
-    lambdas = [1e-5, 1e-2, 1.0]
+    lambdas = [1e-5, 1e-2, 1.0, 10.0]
     grid = fit_lambda_grid(model, train, val, config, lambdas=lambdas, key=jax.random.key(5),
                            progress=False)
+    # The two large λ stop first; the grid then drops them and trains the rest
+    # as a batch of two, which must not change what the others compute.
+    stopped_early = np.isnan(grid.history_val_rmse[-1])
+    assert stopped_early.tolist() == [False, False, True, True]
     for k, lam in enumerate(lambdas):
         alone = fit(model, train, val, config.replace(penalty_weight=lam), key=jax.random.key(5),
                     progress=False)
@@ -55,7 +59,7 @@ def test_each_vmapped_lambda_equals_fit_with_that_lambda_alone():
             for a, b in zip(_params(grid.model), _params(alone.model)):
                 np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-3, atol=1e-5)
     assert grid.best_lambda == lambdas[grid.best_index]
-    assert grid.history_val_rmse.shape == (len(grid.history_epoch), 3)
+    assert grid.history_val_rmse.shape == (len(grid.history_epoch), 4)
     assert not grid.diverged.any()
 
 
@@ -75,12 +79,17 @@ def test_a_config_where_lambda_cannot_vary_is_refused():
             fit_lambda_grid(model, train, val, cfg, lambdas=[1e-3], key=jax.random.key(0))
 
 
-def test_quick_benchmark_writes_finite_outputs(tmp_path):
+def _table1():
     sys.path.insert(0, str(ROOT / "benchmarks"))
     try:
         import table1
     finally:
         sys.path.pop(0)
+    return table1
+
+
+def test_quick_benchmark_writes_finite_outputs(tmp_path):
+    table1 = _table1()
     t0 = time.perf_counter()
     table1.main(["--quick", "--out-dir", str(tmp_path / "out"),
                  "--cache", str(tmp_path / "cache"), "--no-progress"])
@@ -102,13 +111,25 @@ def test_quick_benchmark_writes_finite_outputs(tmp_path):
     assert time.perf_counter() - t1 < first
 
 
+def test_tune_once_reuses_replication_0s_lambda_for_ttm(tmp_path):
+    table1 = _table1()
+    table1.main(["--quick", "--reps", "2", "--methods", "ttm,svd", "--out-dir", str(tmp_path / "o"),
+                 "--cache", str(tmp_path / "c"), "--no-progress"])
+    runs = json.loads((tmp_path / "o" / "table1_runs.json").read_text())["runs"]
+    ttm = {r["rep"]: r for r in runs if r["method"] == "ttm"}
+    # Replication 0 ran the whole (quick) grid; replication 1 one fit at its λ.
+    assert len(ttm[0]["val_rmse"]) == len(table1.PAPER_LAMBDAS[::6])
+    assert len(ttm[1]["val_rmse"]) == 1 and ttm[1]["best_lambda"] == ttm[0]["best_lambda"]
+    assert ttm[0]["test_rmse"] != ttm[1]["test_rmse"]  # a fresh data set per replication
+    svd = {r["rep"]: r for r in runs if r["method"] == "svd"}
+    assert svd[0]["params"] == svd[1]["params"]
+
+
 @pytest.mark.parametrize("argv, word", [(["--settings", "10"], "--settings"),
-                                        (["--methods", "ttm,foo"], "--methods")])
+                                        (["--methods", "ttm,foo"], "--methods"),
+                                        (["--ttm-lambdas", "1e-3,x"], "--ttm-lambdas"),
+                                        (["--ttm-lambdas", "-1"], "--ttm-lambdas")])
 def test_benchmark_bad_flags_raise(tmp_path, argv, word):
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    try:
-        import table1
-    finally:
-        sys.path.pop(0)
+    table1 = _table1()
     with pytest.raises(ValueError, match=word):
         table1.main([*argv, "--out-dir", str(tmp_path), "--cache", str(tmp_path / "c")])

@@ -164,6 +164,7 @@ def test_wrong_width_features_are_rejected_by_a_fitted_regressor(small_split):
         (dict(proximal=True), "proximal=True applies to penalty='l1'"),
         (dict(penalty_weight=-1.0), "penalty_weight=-1.0"),
         (dict(tower_mode="fast"), "tower_mode='fast'"),
+        (dict(decay_begin_epochs=-5.0), "decay_begin_epochs=-5.0 must be >= 0"),
     ],
 )
 def test_bad_training_configuration_is_named(kwargs, message):
@@ -183,6 +184,19 @@ def test_paper_recipe_is_the_papers_schedule():
         _check_paper_schedule(schedule)
     finally:
         jax.config.update("jax_numpy_dtype_promotion", "strict")
+
+
+def test_decay_begins_after_the_hold():
+    from ttm_jax import make_schedule
+
+    cfg = TrainConfig(learning_rate=1e-2, decay_rate=0.5, decay_epochs=10, decay_begin_epochs=20,
+                      min_learning_rate=1e-3)
+    schedule = make_schedule(cfg, steps_per_epoch=4)
+    with jax.numpy_dtype_promotion("standard"):
+        lr = {e: float(schedule(4 * e)) for e in (0, 20, 30, 40, 200)}
+    assert lr[0] == lr[20] == pytest.approx(1e-2)  # held at the full step
+    assert lr[30] == pytest.approx(5e-3) and lr[40] == pytest.approx(2.5e-3)
+    assert lr[200] == pytest.approx(1e-3)  # the floor
 
 
 def _check_paper_schedule(schedule):

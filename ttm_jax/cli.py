@@ -359,14 +359,23 @@ def build_parser() -> argparse.ArgumentParser:
                           "error, as they are usually typos)")
     fit.add_argument("--validation-fraction", type=float, default=0.2,
                      help="ratings held out for early stopping (default: 0.2)")
-    fit.add_argument("--hidden", type=_hidden, default=(100, 100),
-                     help="hidden widths of each tower (default: 100,100)")
-    fit.add_argument("--embedding-dim", type=int, default=30, help="p (default: 30)")
-    fit.add_argument("--activation", default="silu", help="σ (default: silu)")
+    # Architecture and optimiser defaults are the library's (ModelConfig(),
+    # TrainConfig()), so the CLI and TwoTowerRegressor() train the same model.
+    from ttm_jax.config import ModelConfig, TrainConfig
+
+    mc, tc = ModelConfig(), TrainConfig()
+    fit.add_argument("--hidden", type=_hidden, default=mc.hidden,
+                     help=f"hidden widths of each tower (default: {','.join(map(str, mc.hidden))})")
+    fit.add_argument("--embedding-dim", type=int, default=mc.embedding_dim,
+                     help=f"p (default: {mc.embedding_dim})")
+    fit.add_argument("--activation", default=mc.activation, help=f"σ (default: {mc.activation})")
     fit.add_argument("--epochs", type=int, default=200, help="max epochs (default: 200)")
-    fit.add_argument("--batch-size", type=int, default=4096, help="ratings per step")
-    fit.add_argument("--learning-rate", type=float, default=3e-3, help="Adam step size")
-    fit.add_argument("--penalty-weight", type=float, default=1e-3, help="λ of the L2 penalty")
+    fit.add_argument("--batch-size", type=int, default=tc.batch_size,
+                     help=f"ratings per step (default: {tc.batch_size})")
+    fit.add_argument("--learning-rate", type=float, default=tc.learning_rate,
+                     help=f"Adam step size (default: {tc.learning_rate:g})")
+    fit.add_argument("--penalty-weight", type=float, default=tc.penalty_weight,
+                     help=f"λ of the L2 penalty (default: {tc.penalty_weight:g})")
     fit.add_argument("--eval-every", type=int, default=5, help="epochs between validations")
     fit.add_argument("--patience", type=int, default=10,
                      help="validations without improvement before stopping")

@@ -69,6 +69,8 @@ class TrainConfig:
       decay_rate: multiply the step size by this every ``decay_epochs`` epochs
         (``1.0``: constant).
       decay_epochs: epochs between decays.
+      decay_begin_epochs: epochs at the full step size before the decay starts
+        (after any warm-up).
       min_learning_rate: floor of the decayed step size.
       warmup_epochs: linear warm-up from 0 over this many epochs.
       batch_size: ``|M|``, ratings per step, sampled uniformly from Ω.
@@ -97,6 +99,7 @@ class TrainConfig:
     learning_rate: float = 3e-3
     decay_rate: float = 1.0
     decay_epochs: float = 1.0
+    decay_begin_epochs: float = 0.0
     min_learning_rate: float = 0.0
     warmup_epochs: float = 0.0
     batch_size: int = 4096
@@ -122,7 +125,8 @@ class TrainConfig:
             v = getattr(self, name)
             if not (math.isfinite(v) and v > 0):
                 raise ValueError(f"{name}={v} must be positive and finite")
-        for name in ("min_learning_rate", "warmup_epochs", "penalty_weight", "min_delta"):
+        for name in ("min_learning_rate", "warmup_epochs", "decay_begin_epochs", "penalty_weight",
+                     "min_delta"):
             v = getattr(self, name)
             if not (math.isfinite(v) and v >= 0):
                 raise ValueError(f"{name}={v} must be >= 0 and finite")

@@ -30,7 +30,7 @@ from tqdm.auto import tqdm
 
 from ttm_jax.config import TrainConfig
 from ttm_jax.data import RatingData
-from ttm_jax.ensemble import _keep_where, _stack, _Stopping, _unstack
+from ttm_jax.ensemble import _stack, _Stopping, _unstack
 from ttm_jax.towers import TwoTower
 from ttm_jax.train import (
     _val_rmse,
@@ -58,7 +58,8 @@ class LambdaGridResult(NamedTuple):
       best_index: index of the chosen λ (lowest ``val_rmse``; ties: the first).
       best_lambda: ``lambdas[best_index]``.
       model: the model for the chosen λ, with its best-validation parameters.
-      history_val_rmse: ``[c, g]`` validation RMSE at each check.
+      history_val_rmse: ``[c, g]`` validation RMSE at each check (NaN once a
+        λ's early stopping has ended its training).
       history_epoch: ``[c]`` epochs trained at each check.
       epochs_run: epochs trained by the stacked computation.
       seconds: wall-clock time, compilation included.
@@ -87,6 +88,21 @@ def _grid_chunk(graphdef, config: TrainConfig, mode: str, steps_per_epoch: int, 
     chunk = make_train_chunk(graphdef, config, mode, steps_per_epoch, n_steps)
     # Tables, Ω and the key are shared: the g fits differ only in state and λ.
     return jax.jit(jax.vmap(chunk, in_axes=(0, None, None, None, 0)))
+
+
+def _take(rows, x):
+    return x[rows]
+
+
+@jax.jit
+def _keep_rows(rows, mask, new, best):
+    """``best[rows[j]] = new[j]`` where ``mask[j]``: ``new`` holds the batch's rows only."""
+
+    def put(n, b):
+        m = mask.reshape(mask.shape + (1,) * (n.ndim - 1))
+        return b.at[rows].set(jnp.where(m, n, b[rows]))
+
+    return jax.tree_util.tree_map(put, new, best)
 
 
 @functools.lru_cache(maxsize=32)
@@ -173,6 +189,11 @@ def fit_lambda_grid(
 
     best_params = state.params
     stop = _Stopping.start(g)
+    # Grid indices of the rows of the batched state. Once a quarter of the rows
+    # have stopped they are dropped (large λ stop within one patience window), so
+    # the cost follows the λ still training, at the price of one recompile each
+    # time (at most ~10 for the paper's 25 points).
+    rows = np.arange(g)
     epochs, val_rows = [], []
     stop_reason = "max_epochs"
     show = sys.stderr.isatty() if progress is None else progress
@@ -181,10 +202,15 @@ def fit_lambda_grid(
         for check in range(n_checks):
             state, mses = chunk(state, tables, train_b, jax.random.fold_in(key, check), lam)
             epoch = float((check + 1) * config.eval_every_epochs)
-            rmse = np.asarray(val_fn(state.params, state.rest, tables, val_b), np.float64)
-            stop, improved = stop.update(np.asarray(mses), rmse, epoch, config)
+            rmse = np.full(g, np.nan)
+            rmse[rows] = np.asarray(val_fn(state.params, state.rest, tables, val_b), np.float64)
+            mses_g = np.zeros((g, mses.shape[1]))
+            mses_g[rows] = np.asarray(mses)
+            stop, improved = stop.update(mses_g, np.where(np.isnan(rmse), np.inf, rmse), epoch,
+                                         config)
             if improved.any():
-                best_params = _keep_where(jnp.asarray(improved), state.params, best_params)
+                best_params = _keep_rows(jnp.asarray(rows), jnp.asarray(improved[rows]),
+                                         state.params, best_params)
             epochs.append(epoch)
             val_rows.append(rmse)
             bar.update(config.eval_every_epochs)
@@ -192,6 +218,11 @@ def fit_lambda_grid(
             if not stop.active.any():
                 stop_reason = "early_stopping"
                 break
+            alive = stop.active[rows]
+            if alive.sum() <= (3 * rows.size) // 4:
+                keep = np.flatnonzero(alive)
+                state = jax.tree_util.tree_map(functools.partial(_take, keep), state)
+                lam, rows = lam[keep], rows[keep]
             if config.max_seconds is not None and time.perf_counter() - t0 > config.max_seconds:
                 stop_reason = "time_limit"
                 break

@@ -159,11 +159,13 @@ def init_model(
 
 
 def make_schedule(config: TrainConfig, steps_per_epoch: int) -> optax.Schedule:
-    """Step size per step: linear warm-up, then ``lr · decay_rate^(epoch/decay_epochs)``
-    floored at ``min_learning_rate`` (the paper: 0.01, 0.9 per epoch, floor 0.005)."""
+    """Step size per step: linear warm-up, ``decay_begin_epochs`` at ``lr``, then
+    ``lr · decay_rate^((epoch − begin)/decay_epochs)`` floored at ``min_learning_rate``
+    (the paper: 0.01, 0.9 per epoch, floor 0.005)."""
     decay = optax.exponential_decay(
         init_value=config.learning_rate,
         transition_steps=max(1, int(round(config.decay_epochs * steps_per_epoch))),
+        transition_begin=int(round(config.decay_begin_epochs * steps_per_epoch)),
         decay_rate=config.decay_rate,
         end_value=config.min_learning_rate if config.decay_rate < 1 else None,
     )
