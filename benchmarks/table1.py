@@ -437,8 +437,11 @@ def main(argv=None):
 
     cache = Path(args.cache)
     cache.mkdir(parents=True, exist_ok=True)
+    # TTM's λ always comes from `lambdas` (the grid, or its refit), never from
+    # TrainConfig().penalty_weight, so a change of the library's default λ keeps the cache.
+    train_key = repr(train_cfg).replace(f"penalty_weight={train_cfg.penalty_weight!r}, ", "")
     opts = dict(n_ratings=n_ratings, grids=grids, folds=folds, tune_once=tune_once,
-                model=repr(model_cfg), train=repr(train_cfg), lambdas=list(map(float, lambdas)))
+                model=repr(model_cfg), train=train_key, lambdas=list(map(float, lambdas)))
     results = {s: {m: [] for m in methods} for s in settings}
     runs = []
     show = not args.no_progress

@@ -34,7 +34,7 @@ class ModelConfig:
         fixed offset, instead of the bare dot product.
     """
 
-    hidden: tuple[int, ...] = (100, 100)
+    hidden: tuple[int, ...] = (200, 200)
     embedding_dim: int = 30
     activation: str = "silu"
     standardize: bool = True
@@ -96,13 +96,13 @@ class TrainConfig:
     """
 
     optimizer: str = "adam"
-    learning_rate: float = 3e-3
-    decay_rate: float = 1.0
-    decay_epochs: float = 1.0
+    learning_rate: float = 6e-3
+    decay_rate: float = 0.5
+    decay_epochs: float = 1000.0
     decay_begin_epochs: float = 0.0
-    min_learning_rate: float = 0.0
+    min_learning_rate: float = 1e-4
     warmup_epochs: float = 0.0
-    batch_size: int = 4096
+    batch_size: int = 8192
     max_epochs: int = 4000
     penalty: str = "l2"
     penalty_weight: float = 1e-3
