@@ -125,6 +125,17 @@ def test_tune_once_reuses_replication_0s_lambda_for_ttm(tmp_path):
     assert svd[0]["params"] == svd[1]["params"]
 
 
+def test_cached_only_reports_what_is_cached_and_trains_nothing(tmp_path):
+    table1 = _table1()
+    common = ["--quick", "--methods", "svd,knn", "--cache", str(tmp_path / "c"), "--no-progress"]
+    table1.main([*common, "--out-dir", str(tmp_path / "a")])
+    table1.main([*common, "--reps", "3", "--cached-only", "--out-dir", str(tmp_path / "b")])
+    md = (tmp_path / "b" / "table1.md").read_text()
+    assert "4 of 6 runs are not in the cache" in md
+    assert "| (200,200,20) | ours (1 rep.) |" in md
+    assert len(list((tmp_path / "c").glob("s0-*.json"))) == 2  # nothing new was trained
+
+
 @pytest.mark.parametrize("argv, word", [(["--settings", "10"], "--settings"),
                                         (["--methods", "ttm,foo"], "--methods"),
                                         (["--ttm-lambdas", "1e-3,x"], "--ttm-lambdas"),
