@@ -50,7 +50,7 @@ from ttm_jax import (
     make_synthetic,
     random_split,
 )
-from ttm_jax.lambda_grid import PAPER_LAMBDAS, fit_lambda_grid
+from ttm_jax.lambda_grid import PAPER_LAMBDAS, _check_lambdas, fit_lambda_grid
 
 SETTINGS = [(n, n, d) for n in (1500, 2000, 3000) for d in (20, 30, 40)]
 N_RATINGS = 100_000
@@ -173,17 +173,6 @@ def score_ttm(train, test, seed, model_cfg, train_cfg, lambdas):
                 stop=res.stop_reason)
 
 
-def refit_ttm(train, test, seed, model_cfg, train_cfg, lam):
-    """One fit at a λ chosen elsewhere (``--tune-once``), early-stopped as in :func:`score_ttm`."""
-    inner = random_split(train, 0.2, seed=seed + 1)
-    model = init_model(model_cfg, inner.train, key=jax.random.key(seed))
-    res = fit(model, inner.train, inner.test, train_cfg.replace(penalty_weight=float(lam)),
-              key=jax.random.key(seed + 1), progress=False)
-    return dict(test_rmse=evaluate(res.model, test).overall.rmse, best_lambda=float(lam),
-                val_rmse=[round(float(res.best_val_rmse), 5)], best_epoch=float(res.best_epoch),
-                epochs_run=res.epochs_run, stop=res.stop_reason)
-
-
 def _rep0_train_test(s, s_idx, n_ratings):
     """Replication 0's train/test split of setting ``s``, regenerated from its seed."""
     seed = 1000 * s_idx
@@ -206,8 +195,9 @@ def run_one(m, s, s_idx, r, split, *, tag, cache, n_ratings, grids, folds, tune_
         first = split if r == 0 else _rep0_train_test(s, s_idx, n_ratings)
         tuned = _cached(cache, tune_name, lambda: score_ttm(
             first.train, first.test, 1000 * s_idx, model_cfg, train_cfg, lambdas))
-        out = (dict(tuned) if r == 0 else
-               refit_ttm(split.train, split.test, seed, model_cfg, train_cfg, tuned["best_lambda"]))
+        out = (dict(tuned) if r == 0 else  # a grid of one λ is one fit
+               score_ttm(split.train, split.test, seed, model_cfg, train_cfg,
+                         [tuned["best_lambda"]]))
     else:
         tune_seed = 1000 * s_idx + tune_rep
         tune_data = split.train if tune_rep == r else _rep0_train_test(s, s_idx, n_ratings).train
@@ -402,12 +392,10 @@ def main(argv=None):
         folds, tune_once = args.cv_folds, args.tune_once
         if args.ttm_lambdas != "paper":
             try:
-                lambdas = np.array([float(v) for v in args.ttm_lambdas.split(",")])
-            except ValueError:
+                lambdas = _check_lambdas([float(v) for v in args.ttm_lambdas.split(",")])
+            except ValueError as err:
                 raise ValueError(f"--ttm-lambdas={args.ttm_lambdas!r} must be 'paper' or a comma "
-                                 "list of numbers such as '1e-4,1e-3'") from None
-            if lambdas.size == 0 or np.any(lambdas < 0) or not np.all(np.isfinite(lambdas)):
-                raise ValueError(f"--ttm-lambdas={args.ttm_lambdas!r} must hold finite values >= 0")
+                                 f"list of finite numbers >= 0 such as '1e-4,1e-3' ({err})") from None
         if args.ttm_max_epochs:
             train_cfg = train_cfg.replace(max_epochs=args.ttm_max_epochs)
         if args.ttm_max_seconds:

@@ -106,28 +106,22 @@ def configs(name: str, max_seconds: float | None) -> tuple[ModelConfig, TrainCon
 
 
 def run_setting(name: str, setting: int, lambdas, max_seconds: float | None) -> dict:
-    """Replication 0 of Table 1's ``setting``, judged as ``benchmarks/table1.py`` does."""
-    from ttm_jax import init_model
-    from ttm_jax.lambda_grid import fit_lambda_grid
+    """Replication 0 of Table 1's ``setting``, judged by ``benchmarks/table1.py``'s own code."""
+    import table1  # benchmarks/, this script's folder, is on sys.path
 
-    n_users, n_items, d = [(n, n, dd) for n in (1500, 2000, 3000) for dd in (20, 30, 40)][setting - 1]
+    s = table1.SETTINGS[setting - 1]
     seed = 1000 * setting
     model_cfg, train_cfg = configs(name, max_seconds)
-    data, _ = make_synthetic(n_users, n_items, 100_000, intrinsic_dim=d, seed=seed)
-    split = random_split(data, 0.3, seed=seed)
-    inner = random_split(split.train, 0.2, seed=seed + 1)
-    model = init_model(model_cfg, inner.train, key=jax.random.key(seed))
-    t0 = time.perf_counter()
+    split = table1._rep0_train_test(s, setting, table1.N_RATINGS)
     lambdas = lambdas or [train_cfg.penalty_weight]
-    res = fit_lambda_grid(model, inner.train, inner.test, train_cfg, lambdas=lambdas,
-                          key=jax.random.key(seed + 1), progress=False)
+    t0 = time.perf_counter()
+    out = table1.score_ttm(split.train, split.test, seed, model_cfg, train_cfg, lambdas)
     secs = time.perf_counter() - t0
-    return dict(name=name, d=d, setting=setting, seed=seed,
-                test_rmse=evaluate(res.model, split.test).overall.rmse,
-                val_rmse=float(res.val_rmse[res.best_index]), best_lambda=res.best_lambda,
-                val_rmse_per_lambda=dict(zip(map(float, res.lambdas), map(float, res.val_rmse))),
-                best_epoch=float(res.best_epoch[res.best_index]), epochs_run=res.epochs_run,
-                seconds=secs, stop=res.stop_reason, model=dataclasses.asdict(model_cfg),
+    return dict(name=name, d=s[2], setting=setting, seed=seed, test_rmse=out["test_rmse"],
+                val_rmse=min(out["val_rmse"]), best_lambda=out["best_lambda"],
+                val_rmse_per_lambda=dict(zip(map(float, lambdas), out["val_rmse"])),
+                best_epoch=out["best_epoch"], epochs_run=out["epochs_run"], seconds=secs,
+                stop=out["stop"], model=dataclasses.asdict(model_cfg),
                 train=dataclasses.asdict(train_cfg))
 
 
