@@ -63,6 +63,42 @@ def test_each_vmapped_lambda_equals_fit_with_that_lambda_alone():
     assert not grid.diverged.any()
 
 
+def test_an_interrupted_grid_resumes_from_its_checkpoint_as_if_never_stopped(tmp_path):
+    model, train, val = _problem()
+    config = TrainConfig(batch_size=64, max_epochs=30, eval_every_epochs=2, patience=3,
+                         learning_rate=1e-2)
+    lambdas = [1e-5, 1e-2, 1.0, 10.0]
+    whole = fit_lambda_grid(model, train, val, config, lambdas=lambdas, key=jax.random.key(5),
+                            progress=False)
+
+    folder = tmp_path / "grid"
+    # Stopped after 12 epochs, by which time the large λ have been dropped from the batch.
+    first = fit_lambda_grid(model, train, val, config.replace(max_epochs=12), lambdas=lambdas,
+                            key=jax.random.key(5), progress=False, checkpoint_dir=folder,
+                            checkpoint_every=2)
+    assert first.epochs_run == 12 and (folder / "metadata.json").is_file()
+    resumed = fit_lambda_grid(model, train, val, config, lambdas=lambdas, key=jax.random.key(5),
+                              progress=False, checkpoint_dir=folder)
+
+    np.testing.assert_array_equal(resumed.history_epoch, whole.history_epoch)
+    np.testing.assert_array_equal(resumed.best_epoch, whole.best_epoch)
+    assert resumed.best_index == whole.best_index and resumed.stop_reason == whole.stop_reason
+    if jax.default_backend() == "cpu":
+        np.testing.assert_array_equal(resumed.history_val_rmse, whole.history_val_rmse)
+        for a, b in zip(_params(resumed.model), _params(whole.model)):
+            np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    else:  # GPU scatter-adds are not deterministic unless XLA is told so (docs/index.md §5)
+        np.testing.assert_allclose(resumed.val_rmse, whole.val_rmse, rtol=1e-4)
+
+    # A finished grid is read back, not trained again.
+    again = fit_lambda_grid(model, train, val, config, lambdas=lambdas, key=jax.random.key(5),
+                            progress=False, checkpoint_dir=folder)
+    np.testing.assert_array_equal(again.val_rmse, resumed.val_rmse)
+    with pytest.raises(ValueError, match="holds another run .*lambdas"):
+        fit_lambda_grid(model, train, val, config, lambdas=lambdas[:3], key=jax.random.key(5),
+                        progress=False, checkpoint_dir=folder)
+
+
 @pytest.mark.parametrize("lambdas", [[], [1e-3, -1.0], [float("nan")]])
 def test_bad_lambdas_raise_naming_the_argument(lambdas):
     model, train, val = _problem(100)
@@ -123,6 +159,39 @@ def test_tune_once_reuses_replication_0s_lambda_for_ttm(tmp_path):
     assert ttm[0]["test_rmse"] != ttm[1]["test_rmse"]  # a fresh data set per replication
     svd = {r["rep"]: r for r in runs if r["method"] == "svd"}
     assert svd[0]["params"] == svd[1]["params"]
+
+
+def test_a_ttm_grid_cut_off_before_its_result_is_cached_resumes_from_its_checkpoint(
+        tmp_path, monkeypatch):
+    import ttm_jax.lambda_grid as lambda_grid
+
+    table1 = _table1()
+    argv = ["--quick", "--methods", "ttm", "--out-dir", str(tmp_path / "o"),
+            "--cache", str(tmp_path / "c"), "--no-progress"]
+
+    def power_cut(*args, **kwargs):
+        raise RuntimeError("power cut")
+
+    with monkeypatch.context() as m:
+        m.setattr(table1, "evaluate", power_cut)  # dies after the grid, before the cache write
+        with pytest.raises(RuntimeError, match="power cut"):
+            table1.main(argv)
+    saved = list((tmp_path / "o" / "checkpoints").glob("tune-*-ttm-*/metadata.json"))
+    assert len(saved) == 1 and not list((tmp_path / "c").glob("*.json"))
+
+    chunks_run = []
+    build = lambda_grid._grid_chunk
+
+    def counting(*args):
+        chunk = build(*args)
+        return lambda *a: chunks_run.append(1) or chunk(*a)
+
+    monkeypatch.setattr(lambda_grid, "_grid_chunk", counting)
+    table1.main(argv)
+    assert chunks_run == []  # the finished grid was read back, not trained again
+    assert not saved[0].exists()  # and its checkpoint removed once the result was cached
+    (run,) = json.loads((tmp_path / "o" / "table1_runs.json").read_text())["runs"]
+    assert math.isfinite(run["test_rmse"])
 
 
 def test_cached_only_reports_what_is_cached_and_trains_nothing(tmp_path):

@@ -25,7 +25,9 @@ match the architecture in the metadata, and, when asked, the feature widths.
 Training checkpoints (:class:`TrainingCheckpointer`, used by
 ``ttm_jax.train.fit(checkpoint_dir=...)``) use the same folder format with the
 optimiser state and the early-stopping bookkeeping, so an interrupted ``fit``
-resumes exactly where it left off.
+resumes exactly where it left off. :class:`GridCheckpointer` does the same for
+``ttm_jax.lambda_grid.fit_lambda_grid(checkpoint_dir=...)``: the batched state of
+the λ still training, every λ's best parameters and its stopping state.
 
 Serialisation is ``flax.serialization.msgpack_serialize`` of flat
 ``{path: numpy array}`` dicts plus JSON metadata: it needs no extra dependency,
@@ -59,6 +61,8 @@ __all__ = [
     "FORMAT_VERSION",
     "CheckpointError",
     "FeatureSchema",
+    "GridCheckpointer",
+    "GridProgress",
     "SavedModel",
     "TrainingCheckpointer",
     "TrainingProgress",
@@ -71,6 +75,7 @@ __all__ = [
 FORMAT_VERSION = 1
 MODEL_FORMAT = "ttm_jax.model"
 TRAINING_FORMAT = "ttm_jax.training"
+GRID_FORMAT = "ttm_jax.lambda_grid"
 _METADATA = "metadata.json"
 
 
@@ -477,6 +482,44 @@ def _crc(*arrays: np.ndarray) -> int:
     return crc
 
 
+def _check_every(every) -> int:
+    if int(every) != every or every < 1:
+        raise ValueError(f"checkpoint_every={every} must be a positive integer")
+    return int(every)
+
+
+def _run_fingerprint(config: TrainConfig, train, validation, key, mode: str, **extra) -> dict:
+    """What identifies a training run: settings that may not change, data checksums, key."""
+    settings = {k: v for k, v in dataclasses.asdict(config).items()
+                if k not in _RESUMABLE_CHANGES}
+    return json.loads(json.dumps({
+        "train_config": settings,
+        "tower_mode": mode,
+        "train": [train.n_users, train.n_items, train.n_ratings,
+                  _crc(train.user_ids, train.item_ids, train.ratings)],
+        "validation": None if validation is None else [
+            validation.n_ratings,
+            _crc(validation.user_ids, validation.item_ids, validation.ratings)],
+        "key": np.asarray(jax.random.key_data(key)).ravel().tolist(),
+        **extra,
+    }))
+
+
+def _read_run(path: Path, fmt: str, what: str, fingerprint: dict) -> tuple[dict, dict[str, bytes]]:
+    """Read a checkpoint folder and check that it belongs to the run ``fingerprint`` names."""
+    meta, files = _read_folder(path, fmt, what)
+    saved = meta.get("fingerprint", {})
+    if saved != fingerprint:
+        diff = _describe_difference(saved, fingerprint)
+        raise ValueError(
+            f"checkpoint_dir={path} holds another run ({diff}); resume with the same "
+            "data, settings and key, or use a new checkpoint_dir"
+        )
+    if "state.msgpack" not in files:
+        raise CheckpointError(f"{path}/{_METADATA} lists no state.msgpack")
+    return meta, files
+
+
 class TrainingCheckpointer:
     """Periodic checkpoints of one ``fit`` run in a folder, and its resumption.
 
@@ -494,35 +537,15 @@ class TrainingCheckpointer:
 
     def __init__(self, path, *, every: int, config: TrainConfig, train, validation, key,
                  mode: str):
-        if int(every) != every or every < 1:
-            raise ValueError(f"checkpoint_every={every} must be a positive integer")
-        self.path = Path(path)
-        self.every = int(every)
-        settings = {k: v for k, v in dataclasses.asdict(config).items()
-                    if k not in _RESUMABLE_CHANGES}
-        self.fingerprint = json.loads(json.dumps({
-            "train_config": settings,
-            "tower_mode": mode,
-            "train": [train.n_users, train.n_items, train.n_ratings,
-                      _crc(train.user_ids, train.item_ids, train.ratings)],
-            "validation": None if validation is None else [
-                validation.n_ratings,
-                _crc(validation.user_ids, validation.item_ids, validation.ratings)],
-            "key": np.asarray(jax.random.key_data(key)).ravel().tolist(),
-        }))
+        self.path, self.every = Path(path), _check_every(every)
+        self.fingerprint = _run_fingerprint(config, train, validation, key, mode)
 
     def restore(self, template: TrainingProgress) -> TrainingProgress | None:
         """The saved progress (``None`` when the folder holds no checkpoint yet)."""
         if not self.path.exists() and not _backups(self.path):
             return None
-        meta, files = _read_folder(self.path, TRAINING_FORMAT, "ttm_jax training checkpoint")
-        saved = meta.get("fingerprint", {})
-        if saved != self.fingerprint:
-            diff = _describe_difference(saved, self.fingerprint)
-            raise ValueError(
-                f"checkpoint_dir={self.path} holds another run ({diff}); resume with the same "
-                "data, settings and key, or use a new checkpoint_dir"
-            )
+        meta, files = _read_run(self.path, TRAINING_FORMAT, "ttm_jax training checkpoint",
+                                self.fingerprint)
         flat = _unpack(files["state.msgpack"], source=f"{self.path}/state.msgpack")
         state, best = _unflatten((template.state, template.best_params), flat,
                                  source=f"{self.path}/state.msgpack")
@@ -550,6 +573,101 @@ class TrainingCheckpointer:
             },
         }
         _write_folder(self.path, TRAINING_FORMAT, meta, {"state.msgpack": _pack(flat)})
+
+
+class GridProgress(NamedTuple):
+    """Everything :func:`ttm_jax.lambda_grid.fit_lambda_grid` needs to carry on from a check.
+
+    For a grid of ``g`` values of λ of which ``a`` are still training after
+    ``c`` checks:
+
+    Attributes:
+      state: the batched ``TrainState`` of the ``a`` grid points still training, ``[a, ...]``.
+      best_params: best-validation parameters of every grid point, ``[g, ...]``.
+      rows: grid indices of ``state``'s rows, ``[a]`` int.
+      best_rmse, best_epoch, since_best, active, diverged: per-λ early stopping, each ``[g]``.
+      epochs: epoch of each check so far, ``[c]``.
+      val_rmse: validation RMSE at each check, ``[c, g]`` (NaN once a λ stopped).
+      next_check: index of the next check to run.
+      stop_reason: why the saved run stopped (``""`` while it was still running).
+    """
+
+    state: Any
+    best_params: Any
+    rows: np.ndarray
+    best_rmse: np.ndarray
+    best_epoch: np.ndarray
+    since_best: np.ndarray
+    active: np.ndarray
+    diverged: np.ndarray
+    epochs: np.ndarray
+    val_rmse: np.ndarray
+    next_check: int
+    stop_reason: str
+
+
+_GRID_ARRAYS = ("rows", "best_rmse", "best_epoch", "since_best", "active", "diverged", "epochs",
+                "val_rmse")
+
+
+class GridCheckpointer:
+    """Periodic checkpoints of one :func:`~ttm_jax.lambda_grid.fit_lambda_grid` run.
+
+    ``fit_lambda_grid(..., checkpoint_dir=d)`` builds one. As for
+    :class:`TrainingCheckpointer`, the folder identifies its run (settings, data
+    checksums, key, and here the λ grid); ``max_epochs``, ``max_seconds`` and
+    ``patience`` may change on resumption.
+
+    Args:
+      path: the checkpoint folder (created on the first save).
+      every: save after every ``every``-th validation check (and when training stops).
+      config, train, validation, key, mode: the run, for its fingerprint.
+      lambdas: ``[g]`` the grid.
+    """
+
+    def __init__(self, path, *, every: int, config: TrainConfig, train, validation, key,
+                 mode: str, lambdas: np.ndarray):
+        self.path, self.every = Path(path), _check_every(every)
+        self.fingerprint = _run_fingerprint(
+            config, train, validation, key, mode,
+            lambdas=[repr(float(x)) for x in np.asarray(lambdas, np.float64)])
+
+    def restore(self, state: Any, best_params: Any) -> GridProgress | None:
+        """The saved progress (``None`` when the folder holds no checkpoint yet).
+
+        Args:
+          state: the batched ``TrainState`` at step 0, ``[g, ...]`` (a template:
+            its first ``a`` rows give the saved state's structure).
+          best_params: the ``[g, ...]`` parameter template.
+        """
+        if not self.path.exists() and not _backups(self.path):
+            return None
+        meta, files = _read_run(self.path, GRID_FORMAT, "ttm_jax λ-grid checkpoint",
+                                self.fingerprint)
+        source = f"{self.path}/state.msgpack"
+        flat = _unpack(files["state.msgpack"], source=source)
+        try:
+            arrays = {name: flat.pop(f"grid/{name}") for name in _GRID_ARRAYS}
+        except KeyError as err:
+            raise CheckpointError(f"{source} lacks the grid's {err.args[0]}; the file is "
+                                  "damaged") from None
+        a = arrays["rows"].size
+        template = (jax.tree_util.tree_map(lambda x: x[:a], state), best_params)
+        state, best = _unflatten(template, flat, source=source)
+        return GridProgress(state, best, **arrays, next_check=int(meta["progress"]["next_check"]),
+                            stop_reason=str(meta["progress"]["stop_reason"]))
+
+    def save(self, progress: GridProgress, *, force: bool = False) -> None:
+        """Save ``progress`` if its check is due (every ``every`` checks) or ``force``."""
+        if not force and progress.next_check % self.every:
+            return
+        flat = _flatten((progress.state, progress.best_params))
+        flat.update({f"grid/{name}": np.asarray(getattr(progress, name))
+                     for name in _GRID_ARRAYS})
+        meta = {"fingerprint": self.fingerprint,
+                "progress": {"next_check": int(progress.next_check),
+                             "stop_reason": progress.stop_reason}}
+        _write_folder(self.path, GRID_FORMAT, meta, {"state.msgpack": _pack(flat)})
 
 
 def _describe_difference(saved: dict, now: dict) -> str:

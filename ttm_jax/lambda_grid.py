@@ -131,6 +131,8 @@ def fit_lambda_grid(
     lambdas: Sequence[float] | np.ndarray = PAPER_LAMBDAS,
     key: jax.Array,
     progress: bool | None = None,
+    checkpoint_dir: str | None = None,
+    checkpoint_every: int = 1,
 ) -> LambdaGridResult:
     """Train ``model`` once per λ in ``lambdas``, all in one ``vmap``; keep the best λ.
 
@@ -147,13 +149,26 @@ def fit_lambda_grid(
         paper's 25-point grid :data:`PAPER_LAMBDAS`).
       key: ``jax.random`` key for the minibatch draws (the same for every λ).
       progress: progress bar (default: when stderr is a terminal).
+      checkpoint_dir: save the grid's training state to this folder every
+        ``checkpoint_every`` validation checks and when it stops (atomically,
+        see :class:`ttm_jax.checkpoint.GridCheckpointer`); if the folder
+        already holds a checkpoint of this run (same data, settings, grid and
+        key), resume from it, with the result an uninterrupted run would give.
+        ``max_epochs``, ``max_seconds`` and ``patience`` may differ.
+        ``None``: no checkpoints.
+      checkpoint_every: validation checks between checkpoints. A save writes
+        every λ's parameters and Adam moments (tens of MB for the paper's grid
+        of 25 and towers of 200), so save less often than every check when
+        checks are quick.
 
     Returns:
       A :class:`LambdaGridResult`.
 
     Raises:
       ValueError: empty or non-finite/negative ``lambdas``, a missing
-        ``validation``, or a ``config`` in which λ cannot vary.
+        ``validation``, a ``config`` in which λ cannot vary, or a
+        ``checkpoint_dir`` holding another run.
+      ttm_jax.checkpoint.CheckpointError: a damaged checkpoint.
     """
     config = TrainConfig() if config is None else config
     lam_np = _check_lambdas(lambdas)
@@ -195,11 +210,39 @@ def fit_lambda_grid(
     # time (at most ~10 for the paper's 25 points).
     rows = np.arange(g)
     epochs, val_rows = [], []
-    stop_reason = "max_epochs"
+    stop_reason, first_check, ckpt = "max_epochs", 0, None
+    if checkpoint_dir is not None:
+        from ttm_jax.checkpoint import GridCheckpointer, GridProgress
+
+        ckpt = GridCheckpointer(checkpoint_dir, every=checkpoint_every, config=config,
+                                train=train, validation=validation, key=key, mode=mode,
+                                lambdas=lam_np)
+        saved = ckpt.restore(state, best_params)
+        if saved is not None:
+            state, best_params, rows = saved.state, saved.best_params, saved.rows
+            lam = lam[jnp.asarray(rows)]
+            stop = _Stopping(saved.best_rmse, saved.best_epoch, saved.since_best,
+                             saved.active, saved.diverged)
+            epochs, val_rows = saved.epochs.tolist(), list(saved.val_rmse)
+            first_check = saved.next_check
+            if saved.stop_reason == "early_stopping":
+                first_check, stop_reason = n_checks, saved.stop_reason  # it had finished
+
+    def checkpoint(next_check: int, stop: str = "", force: bool = False) -> None:
+        if ckpt is not None:
+            ckpt.save(GridProgress(state, best_params, rows, *stop_state(),
+                                   np.asarray(epochs, np.float64),
+                                   np.asarray(val_rows, np.float64).reshape(-1, g),
+                                   next_check, stop), force=force)
+
+    def stop_state():
+        return (stop.best_rmse, stop.best_epoch, stop.since_best, stop.active, stop.diverged)
+
     show = sys.stderr.isatty() if progress is None else progress
     bar = tqdm(total=config.max_epochs, unit="epoch", disable=not show, desc=f"λ grid ×{g}")
+    bar.update(min(first_check * config.eval_every_epochs, config.max_epochs))
     try:
-        for check in range(n_checks):
+        for check in range(first_check, n_checks):
             state, mses = chunk(state, tables, train_b, jax.random.fold_in(key, check), lam)
             epoch = float((check + 1) * config.eval_every_epochs)
             rmse = np.full(g, np.nan)
@@ -217,6 +260,7 @@ def fit_lambda_grid(
             bar.set_postfix(active=int(stop.active.sum()), best=f"{stop.best_rmse.min():.4f}")
             if not stop.active.any():
                 stop_reason = "early_stopping"
+                checkpoint(check + 1, stop_reason, force=True)
                 break
             alive = stop.active[rows]
             if alive.sum() <= (3 * rows.size) // 4:
@@ -225,7 +269,9 @@ def fit_lambda_grid(
                 lam, rows = lam[keep], rows[keep]
             if config.max_seconds is not None and time.perf_counter() - t0 > config.max_seconds:
                 stop_reason = "time_limit"
+                checkpoint(check + 1, stop_reason, force=True)
                 break
+            checkpoint(check + 1, force=check + 1 == n_checks)
     finally:
         bar.close()
 
