@@ -182,11 +182,15 @@ def score_ttm(train, test, seed, model_cfg, train_cfg, lambdas, checkpoint_dir=N
                 stop=res.stop_reason)
 
 
-def _rep0_train_test(s, s_idx, n_ratings):
-    """Replication 0's train/test split of setting ``s``, regenerated from its seed."""
-    seed = 1000 * s_idx
-    first, _ = make_synthetic(s[0], s[1], n_ratings, intrinsic_dim=s[2], seed=seed)
-    return random_split(first, 0.3, seed=seed)
+@functools.lru_cache(maxsize=2)
+def train_test(s, s_idx, r, n_ratings):
+    """Replication ``r``'s 70/30 train/test split of setting ``s``, from seed ``1000 s_idx + r``.
+
+    Built on first use (a cached run needs none) and kept for the replication's
+    other methods."""
+    seed = 1000 * s_idx + r
+    data, _ = make_synthetic(s[0], s[1], n_ratings, intrinsic_dim=s[2], seed=seed)
+    return random_split(data, 0.3, seed=seed)
 
 
 def _grid_checkpoint(root, name, lambdas):
@@ -194,7 +198,7 @@ def _grid_checkpoint(root, name, lambdas):
     return None if root is None or len(lambdas) == 1 else Path(root) / name
 
 
-def run_one(m, s, s_idx, r, split, *, tag, cache, n_ratings, grids, folds, tune_once,
+def run_one(m, s, s_idx, r, *, tag, cache, n_ratings, grids, folds, tune_once,
             model_cfg, train_cfg, lambdas, checkpoints=None):
     """Test RMSE (and details) of method ``m`` on replication ``r`` of setting ``s``.
 
@@ -202,6 +206,7 @@ def run_one(m, s, s_idx, r, split, *, tag, cache, n_ratings, grids, folds, tune_
     result is cached); ``None``: none."""
     t0 = time.perf_counter()
     seed = 1000 * s_idx + r
+    split = train_test(s, s_idx, r, n_ratings)
     tune_rep = 0 if tune_once else r
     tune_name = f"tune-s{s_idx}-{s[0]}x{s[1]}x{s[2]}-r{tune_rep}-{m}-{tag}"
     name = f"s{s_idx}-{s[0]}x{s[1]}x{s[2]}-r{r}-{m}-{tag}"
@@ -211,7 +216,7 @@ def run_one(m, s, s_idx, r, split, *, tag, cache, n_ratings, grids, folds, tune_
     elif m == "ttm":
         # The λ grid runs once, on replication 0 (whose run is that grid's chosen
         # model); later replications refit at its λ: 1/25 of the grid's cost each.
-        first = split if r == 0 else _rep0_train_test(s, s_idx, n_ratings)
+        first = train_test(s, s_idx, 0, n_ratings)
         ckpt = _grid_checkpoint(checkpoints, tune_name, lambdas)
         tuned = _cached(cache, tune_name, lambda: score_ttm(
             first.train, first.test, 1000 * s_idx, model_cfg, train_cfg, lambdas, ckpt))
@@ -220,7 +225,7 @@ def run_one(m, s, s_idx, r, split, *, tag, cache, n_ratings, grids, folds, tune_
                          [tuned["best_lambda"]]))
     else:
         tune_seed = 1000 * s_idx + tune_rep
-        tune_data = split.train if tune_rep == r else _rep0_train_test(s, s_idx, n_ratings).train
+        tune_data = train_test(s, s_idx, tune_rep, n_ratings).train
         tuned = _cached(
             cache, tune_name,
             lambda: dict(zip(("params", "cv_rmse"),
@@ -471,9 +476,6 @@ def main(argv=None):
         for s in settings:
             s_idx = SETTINGS.index(s) + 1 if s in SETTINGS else 0
             for r in range(reps):
-                seed = 1000 * s_idx + r
-                data, _ = make_synthetic(s[0], s[1], n_ratings, intrinsic_dim=s[2], seed=seed)
-                split = random_split(data, 0.3, seed=seed)
                 for m in methods:
                     bar.set_description(f"({s[0]},{s[1]},{s[2]}) rep {r} {LABELS[m]}")
                     tag = _key(s, m, {k: v for k, v in opts.items()
@@ -481,7 +483,7 @@ def main(argv=None):
                     name = f"s{s_idx}-{s[0]}x{s[1]}x{s[2]}-r{r}-{m}-{tag}"
 
                     compute = functools.partial(
-                        run_one, m, s, s_idx, r, split, tag=tag, cache=cache, n_ratings=n_ratings,
+                        run_one, m, s, s_idx, r, tag=tag, cache=cache, n_ratings=n_ratings,
                         grids=grids, folds=folds, tune_once=tune_once, model_cfg=model_cfg,
                         train_cfg=train_cfg, lambdas=lambdas,
                         checkpoints=checkpoints)

@@ -112,7 +112,7 @@ def run_setting(name: str, setting: int, lambdas, max_seconds: float | None) -> 
     s = table1.SETTINGS[setting - 1]
     seed = 1000 * setting
     model_cfg, train_cfg = configs(name, max_seconds)
-    split = table1._rep0_train_test(s, setting, table1.N_RATINGS)
+    split = table1.train_test(s, setting, 0, table1.N_RATINGS)
     lambdas = lambdas or [train_cfg.penalty_weight]
     t0 = time.perf_counter()
     out = table1.score_ttm(split.train, split.test, seed, model_cfg, train_cfg, lambdas)

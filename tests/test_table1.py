@@ -194,10 +194,16 @@ def test_a_ttm_grid_cut_off_before_its_result_is_cached_resumes_from_its_checkpo
     assert math.isfinite(run["test_rmse"])
 
 
-def test_cached_only_reports_what_is_cached_and_trains_nothing(tmp_path):
+def test_cached_only_reports_what_is_cached_and_trains_nothing(tmp_path, monkeypatch):
     table1 = _table1()
     common = ["--quick", "--methods", "svd,knn", "--cache", str(tmp_path / "c"), "--no-progress"]
     table1.main([*common, "--out-dir", str(tmp_path / "a")])
+
+    def no_data(*args, **kwargs):
+        raise AssertionError("a data set was generated for a report from the cache")
+
+    monkeypatch.setattr(table1, "make_synthetic", no_data)
+    table1.train_test.cache_clear()
     table1.main([*common, "--reps", "3", "--cached-only", "--out-dir", str(tmp_path / "b")])
     md = (tmp_path / "b" / "table1.md").read_text()
     assert "4 of 6 runs are not in the cache" in md
