@@ -38,12 +38,15 @@ def test_paper_grid_is_the_25_point_grid():
     assert PAPER_LAMBDAS[0] == pytest.approx(1e-6) and PAPER_LAMBDAS[-1] == pytest.approx(100.0)
 
 
+# Patience short enough that grid points stop at different checks.
+GRID_CONFIG = TrainConfig(batch_size=64, max_epochs=30, eval_every_epochs=2, patience=3,
+                          learning_rate=1e-2)
+GRID_LAMBDAS = [1e-5, 1e-2, 1.0, 10.0]
+
+
 def test_each_vmapped_lambda_equals_fit_with_that_lambda_alone():
     model, train, val = _problem()
-    # Patience short enough that grid points stop at different checks.
-    config = TrainConfig(batch_size=64, max_epochs=30, eval_every_epochs=2, patience=3,
-                         learning_rate=1e-2)
-    lambdas = [1e-5, 1e-2, 1.0, 10.0]
+    config, lambdas = GRID_CONFIG, GRID_LAMBDAS
     grid = fit_lambda_grid(model, train, val, config, lambdas=lambdas, key=jax.random.key(5),
                            progress=False)
     # The two large λ stop first; the grid then drops them and trains the rest
@@ -65,9 +68,7 @@ def test_each_vmapped_lambda_equals_fit_with_that_lambda_alone():
 
 def test_an_interrupted_grid_resumes_from_its_checkpoint_as_if_never_stopped(tmp_path):
     model, train, val = _problem()
-    config = TrainConfig(batch_size=64, max_epochs=30, eval_every_epochs=2, patience=3,
-                         learning_rate=1e-2)
-    lambdas = [1e-5, 1e-2, 1.0, 10.0]
+    config, lambdas = GRID_CONFIG, GRID_LAMBDAS
     whole = fit_lambda_grid(model, train, val, config, lambdas=lambdas, key=jax.random.key(5),
                             progress=False)
 

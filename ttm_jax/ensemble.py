@@ -34,6 +34,7 @@ from ttm_jax.towers import TwoTower, score
 from ttm_jax.train import (
     Batch,
     Tables,
+    cadence,
     device_arrays,
     init_train_state,
     make_schedule,
@@ -241,9 +242,7 @@ def fit_ensemble(
     t0 = time.perf_counter()
     train0 = trains[0]
     mode = resolve_tower_mode(config.tower_mode, train0.n_users, train0.n_items, config.batch_size)
-    steps_per_epoch = max(1, math.ceil(train0.n_ratings / config.batch_size))
-    steps_per_check = steps_per_epoch * config.eval_every_epochs
-    n_checks = math.ceil(config.max_epochs / config.eval_every_epochs)
+    steps_per_epoch, steps_per_check, n_checks = cadence(config, train0.n_ratings)
 
     # The same initial state fit() builds, one per replication, stacked on axis 0.
     inits = [init_train_state(m, config, steps_per_epoch) for m in models]

@@ -16,7 +16,6 @@ would return, up to float rounding.
 from __future__ import annotations
 
 import functools
-import math
 import sys
 import time
 from collections.abc import Sequence
@@ -34,6 +33,7 @@ from ttm_jax.ensemble import _stack, _Stopping, _unstack
 from ttm_jax.towers import TwoTower
 from ttm_jax.train import (
     _val_rmse,
+    cadence,
     device_arrays,
     init_train_state,
     make_train_chunk,
@@ -189,9 +189,7 @@ def fit_lambda_grid(
     g = lam_np.size
     t0 = time.perf_counter()
     mode = resolve_tower_mode(config.tower_mode, train.n_users, train.n_items, config.batch_size)
-    steps_per_epoch = max(1, math.ceil(train.n_ratings / config.batch_size))
-    steps_per_check = steps_per_epoch * config.eval_every_epochs
-    n_checks = math.ceil(config.max_epochs / config.eval_every_epochs)
+    steps_per_epoch, steps_per_check, n_checks = cadence(config, train.n_ratings)
 
     graphdef, state0 = init_train_state(model, config, steps_per_epoch)
     state = _stack([state0] * g)

@@ -45,6 +45,8 @@ __all__ = [
     "make_train_step",
     "make_train_chunk",
     "resolve_tower_mode",
+    "Cadence",
+    "cadence",
     "fit",
 ]
 
@@ -188,6 +190,23 @@ def make_optimizer(config: TrainConfig, steps_per_epoch: int) -> optax.GradientT
     if config.grad_clip is not None:
         opt = optax.chain(optax.clip_by_global_norm(config.grad_clip), opt)
     return opt
+
+
+class Cadence(NamedTuple):
+    """How a run's steps are grouped: ``steps_per_epoch = ⌈|Ω| / B⌉``, the steps
+    run per dispatch between validation checks (``eval_every_epochs`` epochs), and
+    the number of checks that ``max_epochs`` allows."""
+
+    steps_per_epoch: int
+    steps_per_check: int
+    n_checks: int
+
+
+def cadence(config: TrainConfig, n_ratings: int) -> Cadence:
+    """The :class:`Cadence` of training ``config`` on ``n_ratings`` ratings (``|Ω|``)."""
+    steps_per_epoch = max(1, math.ceil(n_ratings / config.batch_size))
+    return Cadence(steps_per_epoch, steps_per_epoch * config.eval_every_epochs,
+                   math.ceil(config.max_epochs / config.eval_every_epochs))
 
 
 def resolve_tower_mode(mode: str, n_users: int, n_items: int, batch_size: int) -> str:
@@ -387,9 +406,7 @@ def fit(
     _check_compatible(train, validation, model)
     t0 = time.perf_counter()
     mode = resolve_tower_mode(config.tower_mode, train.n_users, train.n_items, config.batch_size)
-    steps_per_epoch = max(1, math.ceil(train.n_ratings / config.batch_size))
-    steps_per_check = steps_per_epoch * config.eval_every_epochs
-    n_checks = math.ceil(config.max_epochs / config.eval_every_epochs)
+    steps_per_epoch, steps_per_check, n_checks = cadence(config, train.n_ratings)
 
     graphdef, state = init_train_state(model, config, steps_per_epoch)
     schedule = make_schedule(config, steps_per_epoch)
