@@ -3,6 +3,8 @@
 # (benchmarks/table1_cache) on the accelerator and bring the new per-run JSON
 # files back. The cache only grows: a run cut off by the time limit keeps every
 # (setting, replication) it finished, and the next session resumes from them.
+# A λ grid cut off mid-way leaves a checkpoint in benchmarks/out/table1/checkpoints
+# (ignored by git, kept on a warm device machine), from which the next call resumes.
 #
 # Usage (on a machine with a GPU and JAX's CUDA plugin):
 #   SETTINGS=1-9 REPS=5 LIMIT=540 bash benchmarks/gpu_table1.sh
@@ -19,6 +21,7 @@ nvidia-smi --query-gpu=name,memory.total --format=csv | tee "$OUT/device.txt"
 touch /tmp/table1_start
 timeout "${LIMIT:-540}" python3 benchmarks/table1.py --methods ttm --tune-once --cv-folds 3 \
   --settings "${SETTINGS:-1-9}" --reps "${REPS:-5}" --no-progress --out-dir "$OUT" \
+  --checkpoints benchmarks/out/table1/checkpoints \
   2>&1 | grep -v -i warn | tee "$OUT/table1_ttm.txt"
 find benchmarks/table1_cache -name '*.json' -newer /tmp/table1_start -print0 \
   | tar -czf "$OUT/table1_cache_new.tgz" --null -T -
