@@ -193,6 +193,11 @@ def train_test(s, s_idx, r, n_ratings):
     return random_split(data, 0.3, seed=seed)
 
 
+def run_name(s, s_idx, r, m, tag):
+    """The cache name of method ``m`` on replication ``r`` of setting ``s`` (options hash ``tag``)."""
+    return f"s{s_idx}-{s[0]}x{s[1]}x{s[2]}-r{r}-{m}-{tag}"
+
+
 def _grid_checkpoint(root, name, lambdas):
     # Only a grid is long enough to be worth resuming (a refit is 1/25 of it).
     return None if root is None or len(lambdas) == 1 else Path(root) / name
@@ -208,10 +213,10 @@ def run_one(m, s, s_idx, r, *, tag, cache, n_ratings, grids, folds, tune_once,
     seed = 1000 * s_idx + r
     split = train_test(s, s_idx, r, n_ratings)
     tune_rep = 0 if tune_once else r
-    tune_name = f"tune-s{s_idx}-{s[0]}x{s[1]}x{s[2]}-r{tune_rep}-{m}-{tag}"
-    name = f"s{s_idx}-{s[0]}x{s[1]}x{s[2]}-r{r}-{m}-{tag}"
+    tune_name = "tune-" + run_name(s, s_idx, tune_rep, m, tag)
+    ckpt = None
     if m == "ttm" and not tune_once:
-        ckpt = _grid_checkpoint(checkpoints, name, lambdas)
+        ckpt = _grid_checkpoint(checkpoints, run_name(s, s_idx, r, m, tag), lambdas)
         out = score_ttm(split.train, split.test, seed, model_cfg, train_cfg, lambdas, ckpt)
     elif m == "ttm":
         # The λ grid runs once, on replication 0 (whose run is that grid's chosen
@@ -232,7 +237,7 @@ def run_one(m, s, s_idx, r, *, tag, cache, n_ratings, grids, folds, tune_once,
                              tune_surprise(m, tune_data, grids[m], folds, tune_seed))))
         out = dict(test_rmse=score_surprise(m, tuned["params"], split.train, split.test, seed),
                    params=tuned["params"], cv_rmse=tuned["cv_rmse"])
-    if m == "ttm" and ckpt is not None:
+    if ckpt is not None:
         shutil.rmtree(ckpt, ignore_errors=True)  # its result is cached now (or about to be)
     out.update(setting=list(s), rep=r, method=m, seed=seed, seconds=time.perf_counter() - t0)
     return out
@@ -480,7 +485,7 @@ def main(argv=None):
                     bar.set_description(f"({s[0]},{s[1]},{s[2]}) rep {r} {LABELS[m]}")
                     tag = _key(s, m, {k: v for k, v in opts.items()
                                       if m == "ttm" or k not in ("model", "train", "lambdas")})
-                    name = f"s{s_idx}-{s[0]}x{s[1]}x{s[2]}-r{r}-{m}-{tag}"
+                    name = run_name(s, s_idx, r, m, tag)
 
                     compute = functools.partial(
                         run_one, m, s, s_idx, r, tag=tag, cache=cache, n_ratings=n_ratings,

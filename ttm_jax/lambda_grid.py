@@ -219,22 +219,18 @@ def fit_lambda_grid(
         if saved is not None:
             state, best_params, rows = saved.state, saved.best_params, saved.rows
             lam = lam[jnp.asarray(rows)]
-            stop = _Stopping(saved.best_rmse, saved.best_epoch, saved.since_best,
-                             saved.active, saved.diverged)
+            stop = _Stopping(**{f: getattr(saved, f) for f in _Stopping._fields})
             epochs, val_rows = saved.epochs.tolist(), list(saved.val_rmse)
             first_check = saved.next_check
             if saved.stop_reason == "early_stopping":
                 first_check, stop_reason = n_checks, saved.stop_reason  # it had finished
 
-    def checkpoint(next_check: int, stop: str = "", force: bool = False) -> None:
+    def checkpoint(next_check: int, reason: str = "", force: bool = False) -> None:
         if ckpt is not None:
-            ckpt.save(GridProgress(state, best_params, rows, *stop_state(),
-                                   np.asarray(epochs, np.float64),
-                                   np.asarray(val_rows, np.float64).reshape(-1, g),
-                                   next_check, stop), force=force)
-
-    def stop_state():
-        return (stop.best_rmse, stop.best_epoch, stop.since_best, stop.active, stop.diverged)
+            ckpt.save(GridProgress(state, best_params, rows, **stop._asdict(),
+                                   epochs=np.asarray(epochs, np.float64),
+                                   val_rmse=np.asarray(val_rows, np.float64).reshape(-1, g),
+                                   next_check=next_check, stop_reason=reason), force=force)
 
     show = sys.stderr.isatty() if progress is None else progress
     bar = tqdm(total=config.max_epochs, unit="epoch", disable=not show, desc=f"λ grid ×{g}")
