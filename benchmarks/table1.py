@@ -103,6 +103,9 @@ QUICK_GRIDS = {
 }
 QUICK_SETTING = (200, 200, 20)
 QUICK_RATINGS = 6000
+# --quick tunes once, as the committed table does; a test sets False to
+# reach the per-replication path at quick cost.
+QUICK_TUNE_ONCE = True
 
 
 def _surprise_class(method):
@@ -203,18 +206,28 @@ def _grid_checkpoint(root, name, lambdas):
     return None if root is None or len(lambdas) == 1 else Path(root) / name
 
 
+def grid_checkpoints(root, s, s_idx, r, tag, tune_once):
+    """The checkpoint folders that TTM's run ``r`` of setting ``s`` may have saved.
+
+    Deleted only once that run's result is in the cache: a cut between the grid's
+    end and the cache write then resumes from the finished grid."""
+    if root is None:
+        return []
+    name = run_name(s, s_idx, 0 if tune_once else r, "ttm", tag)
+    return [Path(root) / ("tune-" + name if tune_once else name)]
+
+
 def run_one(m, s, s_idx, r, *, tag, cache, n_ratings, grids, folds, tune_once,
             model_cfg, train_cfg, lambdas, checkpoints=None):
     """Test RMSE (and details) of method ``m`` on replication ``r`` of setting ``s``.
 
-    ``checkpoints``: folder for the λ grid's checkpoints (deleted once its
-    result is cached); ``None``: none."""
+    ``checkpoints``: folder for the λ grid's checkpoints (the caller deletes
+    them once this run's result is cached: see ``grid_checkpoints``); ``None``: none."""
     t0 = time.perf_counter()
     seed = 1000 * s_idx + r
     split = train_test(s, s_idx, r, n_ratings)
     tune_rep = 0 if tune_once else r
     tune_name = "tune-" + run_name(s, s_idx, tune_rep, m, tag)
-    ckpt = None
     if m == "ttm" and not tune_once:
         ckpt = _grid_checkpoint(checkpoints, run_name(s, s_idx, r, m, tag), lambdas)
         out = score_ttm(split.train, split.test, seed, model_cfg, train_cfg, lambdas, ckpt)
@@ -237,8 +250,6 @@ def run_one(m, s, s_idx, r, *, tag, cache, n_ratings, grids, folds, tune_once,
                              tune_surprise(m, tune_data, grids[m], folds, tune_seed))))
         out = dict(test_rmse=score_surprise(m, tuned["params"], split.train, split.test, seed),
                    params=tuned["params"], cv_rmse=tuned["cv_rmse"])
-    if ckpt is not None:
-        shutil.rmtree(ckpt, ignore_errors=True)  # its result is cached now (or about to be)
     out.update(setting=list(s), rep=r, method=m, seed=seed, seconds=time.perf_counter() - t0)
     return out
 
@@ -411,7 +422,7 @@ def main(argv=None):
     model_cfg, train_cfg, lambdas = ModelConfig(), TrainConfig(), PAPER_LAMBDAS
     if args.quick:
         settings, reps, n_ratings = [QUICK_SETTING], args.reps or 1, QUICK_RATINGS
-        grids, folds, tune_once = QUICK_GRIDS, 2, True
+        grids, folds, tune_once = QUICK_GRIDS, 2, QUICK_TUNE_ONCE
         model_cfg = ModelConfig(hidden=(16,))
         train_cfg = TrainConfig(batch_size=512, max_epochs=20, eval_every_epochs=5, patience=2)
         lambdas = PAPER_LAMBDAS[::6]
@@ -497,12 +508,17 @@ def main(argv=None):
                         bar.update(1)
                         continue
                     run = _cached(cache, name, compute)
+                    if m == "ttm":
+                        for done in grid_checkpoints(checkpoints, s, s_idx, r, tag, tune_once):
+                            shutil.rmtree(done, ignore_errors=True)
                     results[s][m].append(run["test_rmse"])
                     runs.append(run)
                     bar.update(1)
                     bar.write(f"{name}: test RMSE {run['test_rmse']:.4f} ({run['seconds']:.1f} s)")
     finally:
         bar.close()
+        if checkpoints is not None and checkpoints.is_dir() and not any(checkpoints.iterdir()):
+            checkpoints.rmdir()  # every grid finished: leave no empty folder behind
 
     notes.append(f"- Wall time of this invocation: {time.perf_counter() - t_start:.0f} s "
                  "(cached runs cost nothing).")

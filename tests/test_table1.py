@@ -162,23 +162,38 @@ def test_tune_once_reuses_replication_0s_lambda_for_ttm(tmp_path):
     assert svd[0]["params"] == svd[1]["params"]
 
 
+@pytest.mark.parametrize("cut", ["after the grid", "before the run's cache write"])
+@pytest.mark.parametrize("tune_once", [True, False], ids=["tune-once", "per-replication"])
 def test_a_ttm_grid_cut_off_before_its_result_is_cached_resumes_from_its_checkpoint(
-        tmp_path, monkeypatch):
+        tmp_path, monkeypatch, tune_once, cut):
     import ttm_jax.lambda_grid as lambda_grid
 
     table1 = _table1()
+    monkeypatch.setattr(table1, "QUICK_TUNE_ONCE", tune_once)
     argv = ["--quick", "--methods", "ttm", "--out-dir", str(tmp_path / "o"),
             "--cache", str(tmp_path / "c"), "--no-progress"]
 
     def power_cut(*args, **kwargs):
         raise RuntimeError("power cut")
 
+    cached = table1._cached
+
+    def cut_at_the_run_write(cache, name, compute):
+        if name.startswith("tune-"):
+            return cached(cache, name, compute)
+        compute()
+        power_cut()
+
     with monkeypatch.context() as m:
-        m.setattr(table1, "evaluate", power_cut)  # dies after the grid, before the cache write
+        if cut == "after the grid":
+            m.setattr(table1, "evaluate", power_cut)
+        else:
+            m.setattr(table1, "_cached", cut_at_the_run_write)
         with pytest.raises(RuntimeError, match="power cut"):
             table1.main(argv)
-    saved = list((tmp_path / "o" / "checkpoints").glob("tune-*-ttm-*/metadata.json"))
-    assert len(saved) == 1 and not list((tmp_path / "c").glob("*.json"))
+    saved = list((tmp_path / "o" / "checkpoints").glob("*-ttm-*/metadata.json"))
+    assert len(saved) == 1
+    assert not [p for p in (tmp_path / "c").glob("*.json") if not p.name.startswith("tune-")]
 
     chunks_run = []
     build = lambda_grid._grid_chunk
@@ -191,6 +206,7 @@ def test_a_ttm_grid_cut_off_before_its_result_is_cached_resumes_from_its_checkpo
     table1.main(argv)
     assert chunks_run == []  # the finished grid was read back, not trained again
     assert not saved[0].exists()  # and its checkpoint removed once the result was cached
+    assert not (tmp_path / "o" / "checkpoints").exists()  # no empty folder left either
     (run,) = json.loads((tmp_path / "o" / "table1_runs.json").read_text())["runs"]
     assert math.isfinite(run["test_rmse"])
 
