@@ -168,15 +168,18 @@ def score_surprise(method, params, train, test, seed):
     return evaluate(pred, test).overall.rmse
 
 
-def score_ttm(train, test, seed, model_cfg, train_cfg, lambdas, checkpoint_dir=None):
+def score_ttm(train, test, seed, model_cfg, train_cfg, lambdas, checkpoint_dir=None,
+              progress=False):
     """λ by the vmapped grid on a 20% validation split of ``train``; test RMSE of its model.
 
     ``checkpoint_dir``: where the grid saves its state every 100 epochs, and
-    resumes from when it is run again (see ``fit_lambda_grid``)."""
+    resumes from when it is run again (see ``fit_lambda_grid``). ``progress``: the
+    grid's own bar (epochs, λ still training, best validation RMSE) under the
+    table's, since a grid at Table 1's size runs for most of an hour."""
     inner = random_split(train, 0.2, seed=seed + 1)
     model = init_model(model_cfg, inner.train, key=jax.random.key(seed))
     res = fit_lambda_grid(model, inner.train, inner.test, train_cfg, lambdas=lambdas,
-                          key=jax.random.key(seed + 1), progress=False,
+                          key=jax.random.key(seed + 1), progress=progress,
                           checkpoint_dir=checkpoint_dir,
                           checkpoint_every=max(1, 100 // train_cfg.eval_every_epochs))
     return dict(test_rmse=evaluate(res.model, test).overall.rmse, best_lambda=res.best_lambda,
@@ -218,7 +221,7 @@ def grid_checkpoints(root, s, s_idx, r, tag, tune_once):
 
 
 def run_one(m, s, s_idx, r, *, tag, cache, n_ratings, grids, folds, tune_once,
-            model_cfg, train_cfg, lambdas, checkpoints=None):
+            model_cfg, train_cfg, lambdas, checkpoints=None, progress=False):
     """Test RMSE (and details) of method ``m`` on replication ``r`` of setting ``s``.
 
     ``checkpoints``: folder for the λ grid's checkpoints (the caller deletes
@@ -230,17 +233,19 @@ def run_one(m, s, s_idx, r, *, tag, cache, n_ratings, grids, folds, tune_once,
     tune_name = "tune-" + run_name(s, s_idx, tune_rep, m, tag)
     if m == "ttm" and not tune_once:
         ckpt = _grid_checkpoint(checkpoints, run_name(s, s_idx, r, m, tag), lambdas)
-        out = score_ttm(split.train, split.test, seed, model_cfg, train_cfg, lambdas, ckpt)
+        out = score_ttm(split.train, split.test, seed, model_cfg, train_cfg, lambdas, ckpt,
+                        progress)
     elif m == "ttm":
         # The λ grid runs once, on replication 0 (whose run is that grid's chosen
         # model); later replications refit at its λ: 1/25 of the grid's cost each.
         first = train_test(s, s_idx, 0, n_ratings)
         ckpt = _grid_checkpoint(checkpoints, tune_name, lambdas)
         tuned = _cached(cache, tune_name, lambda: score_ttm(
-            first.train, first.test, 1000 * s_idx, model_cfg, train_cfg, lambdas, ckpt))
+            first.train, first.test, 1000 * s_idx, model_cfg, train_cfg, lambdas, ckpt,
+            progress))
         out = (dict(tuned) if r == 0 else  # a grid of one λ is one fit
                score_ttm(split.train, split.test, seed, model_cfg, train_cfg,
-                         [tuned["best_lambda"]]))
+                         [tuned["best_lambda"]], progress=progress))
     else:
         tune_seed = 1000 * s_idx + tune_rep
         tune_data = train_test(s, s_idx, tune_rep, n_ratings).train
@@ -455,21 +460,26 @@ def main(argv=None):
                                                             else sys.argv[1:]) + "`",
         "",
         f"- |Ω| = {n_ratings}, 70/30 train/test; {reps} replication(s) per setting.",
-        f"- TTM: {model_cfg}, {train_cfg}; "
-        + (f"λ fixed at {lambdas[0]:g}: NOT the paper's protocol (no λ tuning), early stopping "
-           "on a 20% validation split." if len(lambdas) == 1 else
-           f"λ from {len(lambdas)} grid points ({lambdas[0]:.0e} … {lambdas[-1]:.0e}) on a 20% "
-           "validation split, trained together under vmap"
-           + ("; grid run on replication 0, later replications refit at its λ."
-              if tune_once else ", per replication.")),
-        f"- Surprise tuning: GridSearchCV, {folds}-fold CV on the training set"
-        + (" (reduced from the paper's 5)" if folds < 5 else "")
-        + ("; tuned on replication 0 and reused" if tune_once else "; tuned per replication")
-        + ".",
-        "- Grids" + (" (reduced; not the paper's full grids)" if grids is not FULL_GRIDS
-                     else " (K and clusters as the paper; SVD/SVDpp ours)") + ": "
-        + "; ".join(f"{m}: {grids[m]}" for m in methods if m in grids) + ".",
     ]
+    if "ttm" in methods:
+        notes.append(
+            f"- TTM: {model_cfg}, {train_cfg}; "
+            + (f"λ fixed at {lambdas[0]:g}: NOT the paper's protocol (no λ tuning), early stopping "
+               "on a 20% validation split." if len(lambdas) == 1 else
+               f"λ from {len(lambdas)} grid points ({lambdas[0]:.0e} … {lambdas[-1]:.0e}) on a 20% "
+               "validation split, trained together under vmap"
+               + ("; grid run on replication 0, later replications refit at its λ."
+                  if tune_once else ", per replication.")))
+    if any(m in grids for m in methods):
+        notes += [
+            f"- Surprise tuning: GridSearchCV, {folds}-fold CV on the training set"
+            + (" (reduced from the paper's 5)" if folds < 5 else "")
+            + ("; tuned on replication 0 and reused" if tune_once else "; tuned per replication")
+            + ".",
+            "- Grids" + (" (reduced; not the paper's full grids)" if grids is not FULL_GRIDS
+                         else " (K and clusters as the paper; SVD/SVDpp ours)") + ": "
+            + "; ".join(f"{m}: {grids[m]}" for m in methods if m in grids) + ".",
+        ]
     if args.quick:
         notes.append("- --quick: a smoke test on a small setting, not comparable with the paper.")
     print("\n".join(notes), flush=True)
@@ -502,7 +512,7 @@ def main(argv=None):
                         run_one, m, s, s_idx, r, tag=tag, cache=cache, n_ratings=n_ratings,
                         grids=grids, folds=folds, tune_once=tune_once, model_cfg=model_cfg,
                         train_cfg=train_cfg, lambdas=lambdas,
-                        checkpoints=checkpoints)
+                        checkpoints=checkpoints, progress=show)
                     if args.cached_only and not (cache / f"{name}.json").exists():
                         missing.append(name)
                         bar.update(1)
