@@ -204,20 +204,17 @@ def run_name(s, s_idx, r, m, tag):
     return f"s{s_idx}-{s[0]}x{s[1]}x{s[2]}-r{r}-{m}-{tag}"
 
 
-def _grid_checkpoint(root, name, lambdas):
+def grid_checkpoint(root, s, s_idx, r, tag, tune_once, lambdas):
+    """The folder where the λ grid behind TTM's run ``r`` of setting ``s`` saves its
+    checkpoints (replication 0's tuning grid under ``tune_once``); ``None``: none.
+
+    The caller deletes it only once that run's result is in the cache: a cut
+    between the grid's end and the cache write then resumes from the finished grid."""
     # Only a grid is long enough to be worth resuming (a refit is 1/25 of it).
-    return None if root is None or len(lambdas) == 1 else Path(root) / name
-
-
-def grid_checkpoints(root, s, s_idx, r, tag, tune_once):
-    """The checkpoint folders that TTM's run ``r`` of setting ``s`` may have saved.
-
-    Deleted only once that run's result is in the cache: a cut between the grid's
-    end and the cache write then resumes from the finished grid."""
-    if root is None:
-        return []
+    if root is None or len(lambdas) == 1:
+        return None
     name = run_name(s, s_idx, 0 if tune_once else r, "ttm", tag)
-    return [Path(root) / ("tune-" + name if tune_once else name)]
+    return Path(root) / ("tune-" + name if tune_once else name)
 
 
 def run_one(m, s, s_idx, r, *, tag, cache, n_ratings, grids, folds, tune_once,
@@ -225,21 +222,20 @@ def run_one(m, s, s_idx, r, *, tag, cache, n_ratings, grids, folds, tune_once,
     """Test RMSE (and details) of method ``m`` on replication ``r`` of setting ``s``.
 
     ``checkpoints``: folder for the λ grid's checkpoints (the caller deletes
-    them once this run's result is cached: see ``grid_checkpoints``); ``None``: none."""
+    them once this run's result is cached: see ``grid_checkpoint``); ``None``: none."""
     t0 = time.perf_counter()
     seed = 1000 * s_idx + r
     split = train_test(s, s_idx, r, n_ratings)
     tune_rep = 0 if tune_once else r
     tune_name = "tune-" + run_name(s, s_idx, tune_rep, m, tag)
+    ckpt = grid_checkpoint(checkpoints, s, s_idx, r, tag, tune_once, lambdas)
     if m == "ttm" and not tune_once:
-        ckpt = _grid_checkpoint(checkpoints, run_name(s, s_idx, r, m, tag), lambdas)
         out = score_ttm(split.train, split.test, seed, model_cfg, train_cfg, lambdas, ckpt,
                         progress)
     elif m == "ttm":
         # The λ grid runs once, on replication 0 (whose run is that grid's chosen
         # model); later replications refit at its λ: 1/25 of the grid's cost each.
         first = train_test(s, s_idx, 0, n_ratings)
-        ckpt = _grid_checkpoint(checkpoints, tune_name, lambdas)
         tuned = _cached(cache, tune_name, lambda: score_ttm(
             first.train, first.test, 1000 * s_idx, model_cfg, train_cfg, lambdas, ckpt,
             progress))
@@ -518,9 +514,9 @@ def main(argv=None):
                         bar.update(1)
                         continue
                     run = _cached(cache, name, compute)
-                    if m == "ttm":
-                        for done in grid_checkpoints(checkpoints, s, s_idx, r, tag, tune_once):
-                            shutil.rmtree(done, ignore_errors=True)
+                    if m == "ttm" and (done := grid_checkpoint(
+                            checkpoints, s, s_idx, r, tag, tune_once, lambdas)) is not None:
+                        shutil.rmtree(done, ignore_errors=True)
                     results[s][m].append(run["test_rmse"])
                     runs.append(run)
                     bar.update(1)
