@@ -8,7 +8,9 @@ compilation.
 
 from __future__ import annotations
 
+import importlib
 import os
+import sys
 from pathlib import Path
 
 import jax
@@ -44,3 +46,21 @@ def movielens_dir() -> Path:
             f"MovieLens-100K not found at {path}; set TTM_DATA_DIR to the folder that holds ml-100k/"
         )
     return path
+
+
+@pytest.fixture(scope="session")
+def load_benchmark():
+    """``load_benchmark("table1")``: the module of ``benchmarks/table1.py``.
+
+    The scripts import their neighbours as top-level modules (``tune_default``
+    imports ``table1``), as they do when run from that folder."""
+    folder = str(Path(__file__).resolve().parents[1] / "benchmarks")
+
+    def load(name: str):
+        sys.path.insert(0, folder)
+        try:
+            return importlib.import_module(name)
+        finally:
+            sys.path.remove(folder)
+
+    return load

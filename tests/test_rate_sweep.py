@@ -2,27 +2,18 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "rate_sweep.py"
-
 
 @pytest.fixture(scope="module")
-def sweep():
-    spec = importlib.util.spec_from_file_location("rate_sweep", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["rate_sweep"] = module
-    spec.loader.exec_module(module)
-    return module
+def sweep(load_benchmark):
+    return load_benchmark("rate_sweep")
 
 
 def _finite(x) -> bool:

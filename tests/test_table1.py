@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import json
 import math
-import sys
 import time
-from pathlib import Path
 
 import jax
 import numpy as np
@@ -18,7 +16,6 @@ from ttm_jax.holder import make_holder_synthetic
 from ttm_jax.lambda_grid import PAPER_LAMBDAS, fit_lambda_grid
 
 SMALL = ModelConfig(hidden=(8, 8), embedding_dim=3)
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def _problem(n=400):
@@ -116,17 +113,12 @@ def test_a_config_where_lambda_cannot_vary_is_refused():
             fit_lambda_grid(model, train, val, cfg, lambdas=[1e-3], key=jax.random.key(0))
 
 
-def _table1():
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    try:
-        import table1
-    finally:
-        sys.path.pop(0)
-    return table1
+@pytest.fixture(scope="module")
+def table1(load_benchmark):
+    return load_benchmark("table1")
 
 
-def test_quick_benchmark_writes_finite_outputs(tmp_path):
-    table1 = _table1()
+def test_quick_benchmark_writes_finite_outputs(table1, tmp_path):
     t0 = time.perf_counter()
     table1.main(["--quick", "--out-dir", str(tmp_path / "out"),
                  "--cache", str(tmp_path / "cache"), "--no-progress"])
@@ -148,8 +140,7 @@ def test_quick_benchmark_writes_finite_outputs(tmp_path):
     assert time.perf_counter() - t1 < first
 
 
-def test_tune_once_reuses_replication_0s_lambda_for_ttm(tmp_path):
-    table1 = _table1()
+def test_tune_once_reuses_replication_0s_lambda_for_ttm(table1, tmp_path):
     table1.main(["--quick", "--reps", "2", "--methods", "ttm,svd", "--out-dir", str(tmp_path / "o"),
                  "--cache", str(tmp_path / "c"), "--no-progress"])
     runs = json.loads((tmp_path / "o" / "table1_runs.json").read_text())["runs"]
@@ -165,10 +156,9 @@ def test_tune_once_reuses_replication_0s_lambda_for_ttm(tmp_path):
 @pytest.mark.parametrize("cut", ["after the grid", "before the run's cache write"])
 @pytest.mark.parametrize("tune_once", [True, False], ids=["tune-once", "per-replication"])
 def test_a_ttm_grid_cut_off_before_its_result_is_cached_resumes_from_its_checkpoint(
-        tmp_path, monkeypatch, tune_once, cut):
+        table1, tmp_path, monkeypatch, tune_once, cut):
     import ttm_jax.lambda_grid as lambda_grid
 
-    table1 = _table1()
     monkeypatch.setattr(table1, "QUICK_TUNE_ONCE", tune_once)
     argv = ["--quick", "--methods", "ttm", "--out-dir", str(tmp_path / "o"),
             "--cache", str(tmp_path / "c"), "--no-progress"]
@@ -211,8 +201,7 @@ def test_a_ttm_grid_cut_off_before_its_result_is_cached_resumes_from_its_checkpo
     assert math.isfinite(run["test_rmse"])
 
 
-def test_cached_only_reports_what_is_cached_and_trains_nothing(tmp_path, monkeypatch):
-    table1 = _table1()
+def test_cached_only_reports_what_is_cached_and_trains_nothing(table1, tmp_path, monkeypatch):
     common = ["--quick", "--methods", "svd,knn", "--cache", str(tmp_path / "c"), "--no-progress"]
     table1.main([*common, "--out-dir", str(tmp_path / "a")])
 
@@ -232,7 +221,6 @@ def test_cached_only_reports_what_is_cached_and_trains_nothing(tmp_path, monkeyp
                                         (["--methods", "ttm,foo"], "--methods"),
                                         (["--ttm-lambdas", "1e-3,x"], "--ttm-lambdas"),
                                         (["--ttm-lambdas", "-1"], "--ttm-lambdas")])
-def test_benchmark_bad_flags_raise(tmp_path, argv, word):
-    table1 = _table1()
+def test_benchmark_bad_flags_raise(table1, tmp_path, argv, word):
     with pytest.raises(ValueError, match=word):
         table1.main([*argv, "--out-dir", str(tmp_path), "--cache", str(tmp_path / "c")])

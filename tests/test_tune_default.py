@@ -1,23 +1,14 @@
 """benchmarks/tune_default.py: every candidate it offers is a valid configuration."""
 import dataclasses
-import sys
-from pathlib import Path
 
 import pytest
 
 from ttm_jax import ModelConfig, TrainConfig
 
-ROOT = Path(__file__).resolve().parents[1]
-
 
 @pytest.fixture(scope="module")
-def tune_default():
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    try:
-        import tune_default
-    finally:
-        sys.path.pop(0)
-    return tune_default
+def tune_default(load_benchmark):
+    return load_benchmark("tune_default")
 
 
 def _changed(config, reference):
