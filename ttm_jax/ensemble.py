@@ -263,7 +263,8 @@ def fit_ensemble(
     epochs, lrs, mse_rows, val_rows = [], [], [], []
     stop_reason = "max_epochs"
     show = sys.stderr.isatty() if progress is None else progress
-    bar = tqdm(total=config.max_epochs, unit="epoch", disable=not show, desc=f"fit ×{r}")
+    bar = tqdm(total=config.max_epochs, unit="epoch", disable=not show, desc=f"fit ×{r}",
+               leave=None)  # kept on screen alone; cleared when nested under a caller's bar
     try:
         for check in range(n_checks):
             with jax.numpy_dtype_promotion("standard"):

@@ -233,7 +233,8 @@ def fit_lambda_grid(
                                    next_check=next_check, stop_reason=reason), force=force)
 
     show = sys.stderr.isatty() if progress is None else progress
-    bar = tqdm(total=config.max_epochs, unit="epoch", disable=not show, desc=f"λ grid ×{g}")
+    bar = tqdm(total=config.max_epochs, unit="epoch", disable=not show, desc=f"λ grid ×{g}",
+               leave=None)  # kept on screen alone; cleared when nested under a caller's bar
     bar.update(min(first_check * config.eval_every_epochs, config.max_epochs))
     try:
         for check in range(first_check, n_checks):

@@ -435,7 +435,8 @@ def fit(
     rows: list[tuple[float, float, float, float]] = []
     stop_reason = "max_epochs"
     show = (sys.stderr.isatty() if progress is None else progress) and jax.process_index() == 0
-    bar = tqdm(total=config.max_epochs, unit="epoch", disable=not show, desc="fit")
+    bar = tqdm(total=config.max_epochs, unit="epoch", disable=not show, desc="fit",
+               leave=None)  # kept on screen alone; cleared when nested under a caller's bar
     since_best = 0
     first_check, ckpt = 0, None
     if checkpoint_dir is not None:
