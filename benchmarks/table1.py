@@ -322,7 +322,7 @@ def write_figure(results, settings, methods, path: Path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(max(6, 2.2 * len(settings)), 4))
+    fig, ax = plt.subplots(figsize=(max(6, 2.2 * len(settings)) + 1.5, 4), layout="constrained")
     width = 0.8 / (2 * len(methods))
     x = np.arange(len(settings))
     colors = plt.get_cmap("tab10")
@@ -337,8 +337,8 @@ def write_figure(results, settings, methods, path: Path):
     ax.set_xticks(x, [f"({s[0]},{s[1]},{s[2]})" for s in settings])
     ax.set_ylabel("test RMSE")
     ax.set_title("Table 1: ours (solid) and the paper's (hatched), ± s.e.")
-    ax.legend(fontsize=7, ncol=2)
-    fig.tight_layout()
+    # outside the axes: inside, it hid the first setting's bars
+    fig.legend(fontsize=7, loc="outside right upper")
     fig.savefig(path, dpi=100)
     plt.close(fig)
 
