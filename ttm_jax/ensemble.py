@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import functools
 import math
-import sys
 import time
 from collections.abc import Sequence
 from typing import NamedTuple
@@ -25,11 +24,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
-from tqdm.auto import tqdm
 
 from ttm_jax.config import TrainConfig
 from ttm_jax.data import RatingData
 from ttm_jax.objective import squared_error
+from ttm_jax.progress import epoch_bar
 from ttm_jax.towers import TwoTower, score
 from ttm_jax.train import (
     Batch,
@@ -262,9 +261,7 @@ def fit_ensemble(
     stop = _Stopping.start(r)
     epochs, lrs, mse_rows, val_rows = [], [], [], []
     stop_reason = "max_epochs"
-    show = sys.stderr.isatty() if progress is None else progress
-    bar = tqdm(total=config.max_epochs, unit="epoch", disable=not show, desc=f"fit ×{r}",
-               leave=None)  # kept on screen alone; cleared when nested under a caller's bar
+    bar = epoch_bar(config.max_epochs, f"fit ×{r}", progress)
     try:
         for check in range(n_checks):
             with jax.numpy_dtype_promotion("standard"):

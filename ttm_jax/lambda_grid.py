@@ -16,7 +16,6 @@ would return, up to float rounding.
 from __future__ import annotations
 
 import functools
-import sys
 import time
 from collections.abc import Sequence
 from typing import NamedTuple
@@ -25,11 +24,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
-from tqdm.auto import tqdm
 
 from ttm_jax.config import TrainConfig
 from ttm_jax.data import RatingData
 from ttm_jax.ensemble import _stack, _Stopping, _unstack
+from ttm_jax.progress import epoch_bar
 from ttm_jax.towers import TwoTower
 from ttm_jax.train import (
     _val_rmse,
@@ -232,9 +231,7 @@ def fit_lambda_grid(
                                    val_rmse=np.asarray(val_rows, np.float64).reshape(-1, g),
                                    next_check=next_check, stop_reason=reason), force=force)
 
-    show = sys.stderr.isatty() if progress is None else progress
-    bar = tqdm(total=config.max_epochs, unit="epoch", disable=not show, desc=f"λ grid ×{g}",
-               leave=None)  # kept on screen alone; cleared when nested under a caller's bar
+    bar = epoch_bar(config.max_epochs, f"λ grid ×{g}", progress)
     bar.update(min(first_check * config.eval_every_epochs, config.max_epochs))
     try:
         for check in range(first_check, n_checks):

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import functools
 import math
-import sys
 import time
 from typing import NamedTuple
 
@@ -23,11 +22,11 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from flax import nnx
-from tqdm.auto import tqdm
 
 from ttm_jax.config import ModelConfig, TrainConfig
 from ttm_jax.data import RatingData
 from ttm_jax.objective import penalty, soft_threshold, squared_error
+from ttm_jax.progress import epoch_bar
 from ttm_jax.towers import TwoTower, score
 
 __all__ = [
@@ -434,9 +433,7 @@ def fit(
     best_params, best_rmse, best_epoch = params, math.inf, 0.0
     rows: list[tuple[float, float, float, float]] = []
     stop_reason = "max_epochs"
-    show = (sys.stderr.isatty() if progress is None else progress) and jax.process_index() == 0
-    bar = tqdm(total=config.max_epochs, unit="epoch", disable=not show, desc="fit",
-               leave=None)  # kept on screen alone; cleared when nested under a caller's bar
+    bar = epoch_bar(config.max_epochs, "fit", progress if jax.process_index() == 0 else False)
     since_best = 0
     first_check, ckpt = 0, None
     if checkpoint_dir is not None:
