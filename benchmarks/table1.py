@@ -7,8 +7,10 @@ into train/test. Methods:
 - ``ttm``: this library, ``ModelConfig()`` / ``TrainConfig()``; λ chosen by
   validation RMSE on a 20% split of the training set from the paper's grid
   ``{10^(-6+k/3), k = 0..24}``, the whole grid trained at once under ``vmap``
-  (:func:`ttm_jax.lambda_grid.fit_lambda_grid`). The chosen λ's early-stopped
-  model (trained on the other 80%) is scored on test.
+  (:func:`ttm_jax.lambda_grid.fit_lambda_grid`). The chosen λ is then refitted
+  on the whole training set for the epochs its early stopping kept, and that
+  model is scored on test (as ``TwoTowerRegressor()`` does by default);
+  ``--no-ttm-refit`` scores the early-stopped model trained on the other 80%.
 - ``svd`` (the paper's rSVD), ``svdpp``, ``knn`` (KNNBasic, msd similarity,
   K ∈ {5,…,50}), ``coclustering`` (clusters ∈ {5,…,50}, users and items
   alike): tuned by ``surprise.model_selection.GridSearchCV`` on the training
@@ -25,7 +27,7 @@ paper's), ``table1_runs.json`` (every run), ``table1.png`` (grouped bars).
 Usage:
   python benchmarks/table1.py [--settings 1,2] [--reps 5] [--methods ttm,svd]
                               [--cv-folds 5] [--reduced-grids] [--tune-once] [--quick]
-                              [--ttm-lambdas paper|1e-3,...] [--ttm-max-epochs N]
+                              [--ttm-lambdas paper|1e-3,...] [--ttm-max-epochs N] [--no-ttm-refit]
   python benchmarks/table1.py --time-grid     # vmapped λ grid vs 25 sequential fits
 """
 
@@ -188,6 +190,21 @@ def score_ttm(train, test, seed, model_cfg, train_cfg, lambdas, checkpoint_dir=N
                 stop=res.stop_reason)
 
 
+def refit_ttm(train, test, seed, model_cfg, train_cfg, lam, epochs, progress=False):
+    """Test RMSE of λ = ``lam`` trained on the whole of ``train`` for ``epochs`` epochs.
+
+    The second half of the protocol: the grid (or a validated fit) chose λ and
+    the epoch count on a 20% hold-out; the model scored is retrained on all the
+    training ratings, the hold-out included, with no early stopping (there is
+    nothing left to stop on). Same keys as :func:`score_ttm`'s fit."""
+    epochs = max(1, int(round(epochs)))
+    model = init_model(model_cfg, train, key=jax.random.key(seed))
+    res = fit(model, train, None, train_cfg.replace(penalty_weight=float(lam), max_epochs=epochs),
+              key=jax.random.key(seed + 1), progress=progress)
+    return dict(test_rmse=evaluate(res.model, test).overall.rmse, best_lambda=float(lam),
+                refit_epochs=epochs, refit_stop=res.stop_reason)
+
+
 @functools.lru_cache(maxsize=2)
 def train_test(s, s_idx, r, n_ratings):
     """Replication ``r``'s 70/30 train/test split of setting ``s``, from seed ``1000 s_idx + r``.
@@ -218,20 +235,30 @@ def grid_checkpoint(root, s, s_idx, r, tag, tune_once, lambdas):
 
 
 def run_one(m, s, s_idx, r, *, tag, cache, n_ratings, grids, folds, tune_once,
-            model_cfg, train_cfg, lambdas, checkpoints=None, progress=False):
+            model_cfg, train_cfg, lambdas, checkpoints=None, progress=False, refit=False,
+            tune_tag=None):
     """Test RMSE (and details) of method ``m`` on replication ``r`` of setting ``s``.
 
     ``checkpoints``: folder for the λ grid's checkpoints (the caller deletes
-    them once this run's result is cached: see ``grid_checkpoint``); ``None``: none."""
+    them once this run's result is cached: see ``grid_checkpoint``); ``None``: none.
+    ``refit``: TTM's scored model is retrained on the whole training set (see
+    :func:`refit_ttm`). ``tune_tag``: the options hash of the tuning run
+    (default ``tag``), which the refit does not change, so that a grid already
+    cached is reused rather than trained again."""
     t0 = time.perf_counter()
     seed = 1000 * s_idx + r
     split = train_test(s, s_idx, r, n_ratings)
     tune_rep = 0 if tune_once else r
-    tune_name = "tune-" + run_name(s, s_idx, tune_rep, m, tag)
-    ckpt = grid_checkpoint(checkpoints, s, s_idx, r, tag, tune_once, lambdas)
+    tune_tag = tune_tag or tag
+    tune_name = "tune-" + run_name(s, s_idx, tune_rep, m, tune_tag)
+    ckpt = grid_checkpoint(checkpoints, s, s_idx, r, tune_tag, tune_once, lambdas)
     if m == "ttm" and not tune_once:
         out = score_ttm(split.train, split.test, seed, model_cfg, train_cfg, lambdas, ckpt,
                         progress)
+        if refit:
+            out = dict(out, validated_test_rmse=out["test_rmse"], **refit_ttm(
+                split.train, split.test, seed, model_cfg, train_cfg, out["best_lambda"],
+                out["best_epoch"], progress))
     elif m == "ttm":
         # The λ grid runs once, on replication 0 (whose run is that grid's chosen
         # model); later replications refit at its λ: 1/25 of the grid's cost each.
@@ -239,9 +266,16 @@ def run_one(m, s, s_idx, r, *, tag, cache, n_ratings, grids, folds, tune_once,
         tuned = _cached(cache, tune_name, lambda: score_ttm(
             first.train, first.test, 1000 * s_idx, model_cfg, train_cfg, lambdas, ckpt,
             progress))
-        out = (dict(tuned) if r == 0 else  # a grid of one λ is one fit
-               score_ttm(split.train, split.test, seed, model_cfg, train_cfg,
-                         [tuned["best_lambda"]], progress=progress))
+        if refit:
+            # λ and the epoch count both come from replication 0's grid, as λ alone
+            # does without the refit: no replication is tuned on its own data.
+            out = dict(tuned, validated_test_rmse=tuned["test_rmse"]) if r == 0 else {}
+            out.update(refit_ttm(split.train, split.test, seed, model_cfg, train_cfg,
+                                 tuned["best_lambda"], tuned["best_epoch"], progress))
+        else:
+            out = (dict(tuned) if r == 0 else  # a grid of one λ is one fit
+                   score_ttm(split.train, split.test, seed, model_cfg, train_cfg,
+                             [tuned["best_lambda"]], progress=progress))
     else:
         tune_seed = 1000 * s_idx + tune_rep
         tune_data = train_test(s, s_idx, tune_rep, n_ratings).train
@@ -390,6 +424,9 @@ def main(argv=None):
     ap.add_argument("--ttm-lambdas", default="paper",
                     help="TTM's λ grid: 'paper' (the 25 values 1e-6 … 1e2) or a comma list, "
                     "e.g. '1e-3' to skip tuning")
+    ap.add_argument("--no-ttm-refit", action="store_true",
+                    help="score TTM's early-stopped model (trained on 80%% of the training set) "
+                    "instead of refitting the chosen λ on all of it for the epochs it kept")
     ap.add_argument("--ttm-max-epochs", type=int, default=None,
                     help="cap TrainConfig().max_epochs (default: no cap, 4000)")
     ap.add_argument("--ttm-max-seconds", type=float, default=None,
@@ -464,8 +501,12 @@ def main(argv=None):
                "on a 20% validation split." if len(lambdas) == 1 else
                f"λ from {len(lambdas)} grid points ({lambdas[0]:.0e} … {lambdas[-1]:.0e}) on a 20% "
                "validation split, trained together under vmap"
-               + ("; grid run on replication 0, later replications refit at its λ."
-                  if tune_once else ", per replication.")))
+               + ("; grid run on replication 0, later replications refit at its λ"
+                  if tune_once else ", per replication")
+               + ("; the chosen λ retrained on the whole training set for the epochs early "
+                  "stopping kept" + (" on replication 0." if tune_once else ".")
+                  if not args.no_ttm_refit else
+                  "; scored: the early-stopped model trained on the other 80% (no refit).")))
     if any(m in grids for m in methods):
         notes += [
             f"- Surprise tuning: GridSearchCV, {folds}-fold CV on the training set"
@@ -489,6 +530,11 @@ def main(argv=None):
     train_key = repr(train_cfg).replace(f"penalty_weight={train_cfg.penalty_weight!r}, ", "")
     opts = dict(n_ratings=n_ratings, grids=grids, folds=folds, tune_once=tune_once,
                 model=repr(model_cfg), train=train_key, lambdas=list(map(float, lambdas)))
+    # The refit changes what a TTM run scores, not its tuning: it enters the run's
+    # hash but not the grid's, so the grids cached before it are reused (and the
+    # runs without it keep their names).
+    refit = not args.no_ttm_refit
+    run_opts = dict(opts, ttm_refit=True) if refit else opts
     results = {s: {m: [] for m in methods} for s in settings}
     runs, missing = [], []
     show = not args.no_progress
@@ -500,22 +546,25 @@ def main(argv=None):
             for r in range(reps):
                 for m in methods:
                     bar.set_description(f"({s[0]},{s[1]},{s[2]}) rep {r} {LABELS[m]}")
-                    tag = _key(s, m, {k: v for k, v in opts.items()
-                                      if m == "ttm" or k not in ("model", "train", "lambdas")})
+                    tune_tag, tag = (
+                        _key(s, m, {k: v for k, v in o.items()
+                                    if m == "ttm" or k not in ("model", "train", "lambdas",
+                                                               "ttm_refit")})
+                        for o in (opts, run_opts))
                     name = run_name(s, s_idx, r, m, tag)
 
                     compute = functools.partial(
                         run_one, m, s, s_idx, r, tag=tag, cache=cache, n_ratings=n_ratings,
                         grids=grids, folds=folds, tune_once=tune_once, model_cfg=model_cfg,
                         train_cfg=train_cfg, lambdas=lambdas,
-                        checkpoints=checkpoints, progress=show)
+                        checkpoints=checkpoints, progress=show, refit=refit, tune_tag=tune_tag)
                     if args.cached_only and not (cache / f"{name}.json").exists():
                         missing.append(name)
                         bar.update(1)
                         continue
                     run = _cached(cache, name, compute)
                     if m == "ttm" and (done := grid_checkpoint(
-                            checkpoints, s, s_idx, r, tag, tune_once, lambdas)) is not None:
+                            checkpoints, s, s_idx, r, tune_tag, tune_once, lambdas)) is not None:
                         shutil.rmtree(done, ignore_errors=True)
                     results[s][m].append(run["test_rmse"])
                     runs.append(run)
@@ -534,7 +583,7 @@ def main(argv=None):
                      "per row say what is in.")
     text = write_table(results, settings, methods, notes, out_dir / "table1.md")
     (out_dir / "table1_runs.json").write_text(json.dumps(
-        {"options": opts, "methods": methods, "runs": runs}, indent=1, default=str))
+        {"options": run_opts, "methods": methods, "runs": runs}, indent=1, default=str))
     write_figure(results, settings, methods, out_dir / "table1.png")
     print(text)
     return results

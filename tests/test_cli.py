@@ -103,6 +103,25 @@ def test_the_documented_walkthrough_runs(walkthrough):
     assert emb.shape == (150, 30)
 
 
+def test_fit_refits_on_all_ratings_unless_told_not_to(walkthrough, tmp_path):
+    folder, _ = walkthrough
+    saved = load_model(folder / "model")
+    fit_summary = saved.metadata["user_metadata"]["fit"]
+    assert fit_summary["refit_epochs"] == round(fit_summary["best_epoch"]) == 30
+    code, out, err = run_cli("fit", "--ratings", str(folder / "ratings.csv"),
+                             "--user-features", str(folder / "users.csv"),
+                             "--item-features", str(folder / "items.parquet"),
+                             "--model", str(tmp_path / "m"), "--hidden", "32,32",
+                             "--epochs", "30", "--no-refit", "--no-progress")
+    assert code == 0, err
+    assert "refitted" not in out
+    early = load_model(tmp_path / "m")
+    assert early.metadata["user_metadata"]["fit"]["refit_epochs"] is None
+    x_u, x_i = np.zeros((1, 6), np.float32), np.zeros((1, 6), np.float32)
+    assert not np.array_equal(np.asarray(early.model(x_u, x_i)),
+                              np.asarray(saved.model(x_u, x_i)))
+
+
 def test_every_command_has_help():
     for command in ("fit", "evaluate", "recommend", "embeddings"):
         with pytest.raises(SystemExit) as info:

@@ -145,12 +145,47 @@ def test_tune_once_reuses_replication_0s_lambda_for_ttm(table1, tmp_path):
                  "--cache", str(tmp_path / "c"), "--no-progress"])
     runs = json.loads((tmp_path / "o" / "table1_runs.json").read_text())["runs"]
     ttm = {r["rep"]: r for r in runs if r["method"] == "ttm"}
-    # Replication 0 ran the whole (quick) grid; replication 1 one fit at its λ.
+    # Replication 0 ran the whole (quick) grid; each replication then retrains its
+    # λ on its whole training set for the epochs replication 0's early stopping kept.
     assert len(ttm[0]["val_rmse"]) == len(table1.PAPER_LAMBDAS[::6])
-    assert len(ttm[1]["val_rmse"]) == 1 and ttm[1]["best_lambda"] == ttm[0]["best_lambda"]
+    assert "val_rmse" not in ttm[1]  # no second grid, no validated fit
+    assert ttm[1]["best_lambda"] == ttm[0]["best_lambda"]
+    assert ttm[0]["refit_epochs"] == ttm[1]["refit_epochs"] == round(ttm[0]["best_epoch"])
+    assert ttm[0]["test_rmse"] != ttm[0]["validated_test_rmse"]  # the refit is what is scored
     assert ttm[0]["test_rmse"] != ttm[1]["test_rmse"]  # a fresh data set per replication
     svd = {r["rep"]: r for r in runs if r["method"] == "svd"}
     assert svd[0]["params"] == svd[1]["params"]
+
+
+def test_without_refit_later_replications_refit_by_a_validated_fit(table1, tmp_path):
+    table1.main(["--quick", "--reps", "2", "--methods", "ttm", "--no-ttm-refit",
+                 "--out-dir", str(tmp_path / "o"), "--cache", str(tmp_path / "c"), "--no-progress"])
+    runs = json.loads((tmp_path / "o" / "table1_runs.json").read_text())["runs"]
+    ttm = {r["rep"]: r for r in runs}
+    assert len(ttm[1]["val_rmse"]) == 1 and ttm[1]["best_lambda"] == ttm[0]["best_lambda"]
+    assert "refit_epochs" not in ttm[0] and "refit_epochs" not in ttm[1]
+
+
+def test_the_refit_reuses_a_cached_grid_and_trains_on_the_whole_training_set(
+        table1, tmp_path, monkeypatch):
+    import ttm_jax.lambda_grid as lambda_grid
+
+    argv = ["--quick", "--methods", "ttm", "--out-dir", str(tmp_path / "o"),
+            "--cache", str(tmp_path / "c"), "--no-progress"]
+    table1.main([*argv, "--no-ttm-refit"])
+    chunks_run, fitted_on = [], []
+    build = lambda_grid._grid_chunk
+    monkeypatch.setattr(lambda_grid, "_grid_chunk",
+                        lambda *a: chunks_run.append(1) or build(*a))
+    fit = table1.fit
+    monkeypatch.setattr(table1, "fit", lambda model, train, *a, **k:
+                        fitted_on.append(train.n_ratings) or fit(model, train, *a, **k))
+    table1.main(argv)
+    assert chunks_run == []  # the grid cached by the first call was read back
+    split = table1.train_test(table1.QUICK_SETTING, 0, 0, table1.QUICK_RATINGS)
+    assert fitted_on == [split.train.n_ratings]  # all of it: the 20% hold-out included
+    # Both runs stay in the cache under their own names.
+    assert len(list((tmp_path / "c").glob("s0-*-ttm-*.json"))) == 2
 
 
 @pytest.mark.parametrize("cut", ["after the grid", "before the run's cache write"])

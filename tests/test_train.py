@@ -26,6 +26,7 @@ from ttm_jax import (
     make_synthetic,
     make_train_chunk,
     make_train_step,
+    predict_pairs,
     random_split,
 )
 
@@ -124,6 +125,44 @@ def test_training_beats_the_mean_and_early_stopping_keeps_the_best(small_split):
     assert val == pytest.approx(res.best_val_rmse, rel=1e-4)
     baseline = np.std(small_split.test.ratings)
     assert evaluate(reg.model_, small_split.test).overall.rmse < 0.5 * baseline
+
+
+def test_the_regressor_refits_on_all_its_training_ratings_for_the_epochs_it_kept(small_split):
+    config = TrainConfig(max_epochs=60, eval_every_epochs=5, patience=3, batch_size=256,
+                         learning_rate=1e-2)
+    train = small_split.train
+    reg = TwoTowerRegressor(SMALL, config, seed=3, progress=False).fit(train)
+    kept = reg.result_  # the early-stopped fit on 80% of train chose the epochs
+    assert math.isfinite(kept.best_val_rmse)
+    assert reg.refit_result_.epochs_run == round(kept.best_epoch)
+    # The refit is a plain fit on the whole of train, from the same keys.
+    init_key, fit_key = jax.random.split(jax.random.key(3))
+    model = init_model(SMALL, train, key=init_key)
+    by_hand = fit(model, train, None, config.replace(max_epochs=round(kept.best_epoch)),
+                  key=fit_key, progress=False)
+    test = small_split.test
+
+    def predict(model):
+        return predict_pairs(model, test.user_features, test.item_features, test.user_ids,
+                             test.item_ids)
+
+    pred = reg.predict(test)
+    np.testing.assert_array_equal(pred, predict(by_hand.model))
+    assert not np.array_equal(pred, predict(kept.model))
+    # Same seed, same refitted model.
+    again = TwoTowerRegressor(SMALL, config, seed=3, progress=False).fit(train)
+    np.testing.assert_array_equal(again.predict(small_split.test), pred)
+
+
+@pytest.mark.parametrize("how", ["refit=False", "own validation set", "validation_fraction=0"])
+def test_no_refit_when_switched_off_or_when_the_caller_holds_out_the_validation(
+        small_split, how):
+    config = TrainConfig(max_epochs=10, eval_every_epochs=5, batch_size=256)
+    kwargs = dict(refit=False) if how == "refit=False" else (
+        dict(validation_fraction=0.0) if how == "validation_fraction=0" else {})
+    reg = TwoTowerRegressor(SMALL, config, seed=0, progress=False, **kwargs)
+    reg.fit(small_split.train, small_split.validation if how == "own validation set" else None)
+    assert reg.refit_result_ is None and reg.model_ is reg.result_.model
 
 
 def test_a_diverging_loss_stops_with_an_error_and_keeps_the_best_parameters(small_split):

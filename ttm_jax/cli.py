@@ -102,6 +102,26 @@ def _cmd_fit(args) -> int:
     except TrainingDivergedError as err:
         print(f"ttm_jax: error: {err}; nothing was saved", file=sys.stderr)
         return 1
+    model_out, refit_epochs = result.model, None
+    if validation is not None and not args.no_refit:
+        # As TwoTowerRegressor(): the hold-out chose the epochs; the saved model
+        # learns from every rating (benchmarks/RESULTS.md §7 measures the gain).
+        refit_epochs = max(1, round(result.best_epoch))
+        model = init_model(model_config, data, key=init_key)
+        try:
+            refit = fit(model, data, None, train_config.replace(max_epochs=refit_epochs),
+                        key=fit_key, progress=not args.no_progress,
+                        # A sibling, not a subfolder: each save replaces the whole
+                        # checkpoint folder of the first fit.
+                        checkpoint_dir=(None if args.checkpoint_dir is None else
+                                        Path(args.checkpoint_dir).with_name(
+                                            Path(args.checkpoint_dir).name + "-refit")),
+                        checkpoint_every=args.checkpoint_every)
+        except TrainingDivergedError as err:
+            print(f"ttm_jax: error: the refit on all ratings: {err}; nothing was saved "
+                  "(--no-refit saves the early-stopped model)", file=sys.stderr)
+            return 1
+        model_out = refit.model
 
     schema = FeatureSchema(users.features.shape[1], items.features.shape[1],
                            users.columns, items.columns)
@@ -109,10 +129,10 @@ def _cmd_fit(args) -> int:
         "epochs_run": result.epochs_run, "best_epoch": result.best_epoch,
         "best_val_rmse": None if np.isnan(result.best_val_rmse) else result.best_val_rmse,
         "stop_reason": result.stop_reason, "seconds": round(result.seconds, 3),
-        "seed": args.seed, "n_ratings": data.n_ratings,
+        "seed": args.seed, "n_ratings": data.n_ratings, "refit_epochs": refit_epochs,
     }
     path = save_model(
-        args.model, result.model, model_config, schema=schema,
+        args.model, model_out, model_config, schema=schema,
         arrays={
             "user_ids": users.ids, "item_ids": items.ids,
             "user_features": users.features, "item_features": items.features,
@@ -128,6 +148,8 @@ def _cmd_fit(args) -> int:
     print(f"fitted on {data.n_ratings} ratings ({data.n_users} users, {data.n_items} items): "
           f"{result.epochs_run:g} epochs, stop: {result.stop_reason}"
           + (f", validation RMSE {val:.4f}" if val is not None else ""))
+    if refit_epochs is not None:
+        print(f"refitted on all {data.n_ratings} ratings for {refit_epochs} epochs")
     print(f"model saved to {path}")
     return 0
 
@@ -359,6 +381,10 @@ def build_parser() -> argparse.ArgumentParser:
                           "error, as they are usually typos)")
     fit.add_argument("--validation-fraction", type=float, default=0.2,
                      help="ratings held out for early stopping (default: 0.2)")
+    fit.add_argument("--no-refit", action="store_true",
+                     help="save the early-stopped model trained on the other ratings, instead "
+                          "of refitting on all ratings for the epochs it kept (the default, as "
+                          "TwoTowerRegressor())")
     # Architecture and optimiser defaults are the library's (ModelConfig(),
     # TrainConfig()), so the CLI and TwoTowerRegressor() train the same model.
     from ttm_jax.config import ModelConfig, TrainConfig
