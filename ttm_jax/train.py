@@ -508,7 +508,10 @@ def fit(
                 best_params, best_epoch = state.params, epoch
             rows.append((epoch, float(mses.mean()), rmse, lr))
             bar.update(config.eval_every_epochs)
-            bar.set_postfix(train_mse=f"{mses.mean():.4f}", val_rmse=f"{rmse:.4f}")
+            # Without a validation set (e.g. the regressor's refit) there is no
+            # RMSE to show: "val_rmse=nan" would read as a failure.
+            bar.set_postfix(train_mse=f"{mses.mean():.4f}",
+                            **({} if val_b is None else dict(val_rmse=f"{rmse:.4f}")))
             if val_b is not None and since_best >= config.patience:
                 stop_reason = "early_stopping"
                 checkpoint(check + 1, stop_reason, force=True)
