@@ -55,6 +55,7 @@ from ttm_jax import (
     init_model,
     make_synthetic,
     random_split,
+    refit,
 )
 from ttm_jax.lambda_grid import PAPER_LAMBDAS, _check_lambdas, fit_lambda_grid
 
@@ -197,12 +198,10 @@ def refit_ttm(train, test, seed, model_cfg, train_cfg, lam, epochs, progress=Fal
     the epoch count on a 20% hold-out; the model scored is retrained on all the
     training ratings, the hold-out included, with no early stopping (there is
     nothing left to stop on). Same keys as :func:`score_ttm`'s fit."""
-    epochs = max(1, int(round(epochs)))
-    model = init_model(model_cfg, train, key=jax.random.key(seed))
-    res = fit(model, train, None, train_cfg.replace(penalty_weight=float(lam), max_epochs=epochs),
-              key=jax.random.key(seed + 1), progress=progress)
+    res = refit(model_cfg, train, train_cfg.replace(penalty_weight=float(lam)), epochs,
+                init_key=jax.random.key(seed), key=jax.random.key(seed + 1), progress=progress)
     return dict(test_rmse=evaluate(res.model, test).overall.rmse, best_lambda=float(lam),
-                refit_epochs=epochs, refit_stop=res.stop_reason)
+                refit_epochs=int(res.epochs_run), refit_stop=res.stop_reason)
 
 
 @functools.lru_cache(maxsize=2)

@@ -177,9 +177,9 @@ def test_the_refit_reuses_a_cached_grid_and_trains_on_the_whole_training_set(
     build = lambda_grid._grid_chunk
     monkeypatch.setattr(lambda_grid, "_grid_chunk",
                         lambda *a: chunks_run.append(1) or build(*a))
-    fit = table1.fit
-    monkeypatch.setattr(table1, "fit", lambda model, train, *a, **k:
-                        fitted_on.append(train.n_ratings) or fit(model, train, *a, **k))
+    refit = table1.refit
+    monkeypatch.setattr(table1, "refit", lambda model_cfg, train, *a, **k:
+                        fitted_on.append(train.n_ratings) or refit(model_cfg, train, *a, **k))
     table1.main(argv)
     assert chunks_run == []  # the grid cached by the first call was read back
     split = table1.train_test(table1.QUICK_SETTING, 0, 0, table1.QUICK_RATINGS)

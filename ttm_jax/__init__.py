@@ -49,6 +49,7 @@ from ttm_jax.train import (
     make_schedule,
     make_train_chunk,
     make_train_step,
+    refit,
     resolve_tower_mode,
 )
 
@@ -104,6 +105,7 @@ __all__ = [
     "evaluate",
     "excess_risk",
     "fit",
+    "refit",
     "init_model",
     "init_train_state",
     "device_arrays",

@@ -63,7 +63,7 @@ def _cmd_fit(args) -> int:
     from ttm_jax.config import ModelConfig, TrainConfig
     from ttm_jax.data import RatingData, random_split
     from ttm_jax.tabular import check_covered, lookup_ids, read_covariates, read_ratings
-    from ttm_jax.train import TrainingDivergedError, fit, init_model
+    from ttm_jax.train import TrainingDivergedError, fit, init_model, refit
 
     # Everything is read and checked before training, and the model is written
     # only after training succeeded.
@@ -106,22 +106,20 @@ def _cmd_fit(args) -> int:
     if validation is not None and not args.no_refit:
         # As TwoTowerRegressor(): the hold-out chose the epochs; the saved model
         # learns from every rating (benchmarks/RESULTS.md §7 measures the gain).
-        refit_epochs = max(1, round(result.best_epoch))
-        model = init_model(model_config, data, key=init_key)
         try:
-            refit = fit(model, data, None, train_config.replace(max_epochs=refit_epochs),
-                        key=fit_key, progress=not args.no_progress,
-                        # A sibling, not a subfolder: each save replaces the whole
-                        # checkpoint folder of the first fit.
-                        checkpoint_dir=(None if args.checkpoint_dir is None else
-                                        Path(args.checkpoint_dir).with_name(
-                                            Path(args.checkpoint_dir).name + "-refit")),
-                        checkpoint_every=args.checkpoint_every)
+            again = refit(model_config, data, train_config, result.best_epoch,
+                          init_key=init_key, key=fit_key, progress=not args.no_progress,
+                          # A sibling, not a subfolder: each save replaces the whole
+                          # checkpoint folder of the first fit.
+                          checkpoint_dir=(None if args.checkpoint_dir is None else
+                                          Path(args.checkpoint_dir).with_name(
+                                              Path(args.checkpoint_dir).name + "-refit")),
+                          checkpoint_every=args.checkpoint_every)
         except TrainingDivergedError as err:
             print(f"ttm_jax: error: the refit on all ratings: {err}; nothing was saved "
                   "(--no-refit saves the early-stopped model)", file=sys.stderr)
             return 1
-        model_out = refit.model
+        model_out, refit_epochs = again.model, int(again.epochs_run)
 
     schema = FeatureSchema(users.features.shape[1], items.features.shape[1],
                            users.columns, items.columns)

@@ -11,7 +11,7 @@ from ttm_jax.config import ModelConfig, TrainConfig
 from ttm_jax.data import RatingData, random_split
 from ttm_jax.inference import embed_items, embed_users, predict_pairs
 from ttm_jax.towers import TwoTower
-from ttm_jax.train import FitResult, TrainingDivergedError, fit, init_model
+from ttm_jax.train import FitResult, TrainingDivergedError, fit, init_model, refit
 
 __all__ = ["TwoTowerRegressor"]
 
@@ -107,17 +107,13 @@ class TwoTowerRegressor:
         self.model_: TwoTower = result.model
         self.result_: FitResult = result
         if own_holdout and self.refit:
-            # Same keys as the first fit, so the refit differs from it only in the
-            # data it sees (and its standardisation statistics, now from all of it).
-            epochs = max(1, round(result.best_epoch))
-            model = init_model(self.model, everything, key=init_key)
             try:
-                refit = fit(model, everything, None, self.train.replace(max_epochs=epochs),
-                            key=fit_key, progress=self.progress)
+                again = refit(self.model, everything, self.train, result.best_epoch,
+                              init_key=init_key, key=fit_key, progress=self.progress)
             except TrainingDivergedError as err:
                 self.refit_result_ = err.result
                 raise
-            self.model_, self.refit_result_ = refit.model, refit
+            self.model_, self.refit_result_ = again.model, again
         return self
 
     def _check_fitted(self) -> TwoTower:

@@ -47,6 +47,7 @@ __all__ = [
     "Cadence",
     "cadence",
     "fit",
+    "refit",
 ]
 
 
@@ -524,3 +525,47 @@ def fit(
     finally:
         bar.close()
     return result(stop_reason, rows[-1][0] if rows else 0.0)
+
+
+def refit(
+    model_config: ModelConfig,
+    data: RatingData,
+    config: TrainConfig,
+    best_epoch: float,
+    *,
+    init_key: jax.Array,
+    key: jax.Array,
+    progress: bool | None = None,
+    checkpoint_dir: str | None = None,
+    checkpoint_every: int = 1,
+) -> FitResult:
+    """Retrain on all of ``data`` for the epochs an early-stopped fit kept.
+
+    The second half of the default protocol (``TwoTowerRegressor()``, the
+    command line's ``fit``, Table 1): a fit on part of the ratings,
+    early-stopped on the rest, chose ``best_epoch``; this trains a fresh model
+    on every rating, hold-out included, for that many epochs (rounded, at
+    least 1), with no early stopping. Pass the first fit's keys so that the
+    two differ only in the data they see (and the standardisation statistics,
+    now taken from all of ``data``).
+
+    Args:
+      model_config: the architecture (:class:`ModelConfig`) of the first fit.
+      data: all the training ratings Ω.
+      config: the first fit's :class:`TrainConfig`; its ``max_epochs`` is replaced.
+      best_epoch: the first fit's ``FitResult.best_epoch``.
+      init_key: ``jax.random`` key for :func:`init_model`.
+      key: ``jax.random`` key for the minibatch draws, as in :func:`fit`.
+      progress, checkpoint_dir, checkpoint_every: as in :func:`fit`.
+
+    Returns:
+      The refit's :class:`FitResult` (no validation curve: ``best_val_rmse`` NaN).
+
+    Raises:
+      TrainingDivergedError: as :func:`fit`.
+    """
+    epochs = max(1, round(best_epoch))
+    model = init_model(model_config, data, key=init_key)
+    return fit(model, data, None, config.replace(max_epochs=epochs), key=key,
+               progress=progress, checkpoint_dir=checkpoint_dir,
+               checkpoint_every=checkpoint_every)
