@@ -17,6 +17,13 @@ Choose by the validation RMSE printed beside the test RMSE.
 Run:  python benchmarks/tune_default.py [--candidates base lr1e-2 ...] [--dims 20] [--seed 0]
       python benchmarks/tune_default.py --setting 3 --candidates library-default \
           [--lambdas 2.15e-3,4.64e-3] [--max-seconds 240]
+      python benchmarks/tune_default.py --setting 1 --lambdas 1e-3 --ensemble 3 --epochs 3860
+
+``--ensemble K`` measures what averaging K refits would gain: K copies of the
+candidate, differing only in their initialisation and minibatch keys, trained
+together (``fit_ensemble``) on all of replication 0's training set at the one
+λ for ``--epochs`` epochs (Table 1's refit; member 0 has Table 1's own keys
+and so reproduces its refit), scored alone and with their predictions averaged.
 Writes benchmarks/out/tune_default_<platform>.json.
 """
 
@@ -29,13 +36,17 @@ import time
 from pathlib import Path
 
 import jax
+import numpy as np
 
 from ttm_jax import (
     ModelConfig,
     TrainConfig,
     TwoTowerRegressor,
     evaluate,
+    fit_ensemble,
+    init_model,
     make_synthetic,
+    predict_pairs,
     random_split,
 )
 
@@ -142,6 +153,35 @@ def run_setting(name: str, setting: int, lambdas, max_seconds: float | None) -> 
                 train=dataclasses.asdict(train_cfg))
 
 
+def run_ensemble(name: str, setting: int, lam: float, epochs: int, k: int) -> dict:
+    """K refits of ``name`` at λ = ``lam`` on replication 0 of Table 1's ``setting``:
+    each member's test RMSE and that of their averaged predictions."""
+    import table1
+
+    s = table1.SETTINGS[setting - 1]
+    seed = 1000 * setting
+    model_cfg, train_cfg = configs(name, None)
+    train_cfg = train_cfg.replace(penalty_weight=lam, max_epochs=epochs)
+    split = table1.train_test(s, setting, 0, table1.N_RATINGS)
+    # Member 0 gets Table 1's keys (init seed, minibatches seed + 1); the others
+    # the next unused integers, so no two members share a key.
+    init_keys = [seed] + [seed + 1 + 2 * j for j in range(1, k)]
+    models = [init_model(model_cfg, split.train, key=jax.random.key(i)) for i in init_keys]
+    t0 = time.perf_counter()
+    res = fit_ensemble(models, [split.train] * k, None, train_cfg,
+                       keys=[jax.random.key(i + 1) for i in init_keys], progress=True)
+    secs = time.perf_counter() - t0
+    test = split.test
+    preds = np.stack([predict_pairs(m, test.user_features, test.item_features,
+                                    test.user_ids, test.item_ids) for m in res.models])
+    members = [evaluate(p, test).overall.rmse for p in preds]
+    averaged = [evaluate(preds[: j + 1].mean(axis=0), test).overall.rmse for j in range(k)]
+    return dict(name=name, setting=setting, seed=seed, lam=lam, epochs=epochs, k=k,
+                init_keys=init_keys, member_test_rmse=members, averaged_test_rmse=averaged,
+                seconds=secs, model=dataclasses.asdict(model_cfg),
+                train=dataclasses.asdict(train_cfg))
+
+
 def run(name: str, d: int, seed: int, max_seconds: float | None, refit: bool = True) -> dict:
     """The quick-start data through ``TwoTowerRegressor`` (with its refit on all of
     train, unless ``refit=False``); test RMSE of the model it keeps."""
@@ -178,6 +218,11 @@ def main(argv=None):
     ap.add_argument("--no-refit", action="store_true",
                     help="without --setting: score the early-stopped model, not the regressor's "
                          "refit on all of train")
+    ap.add_argument("--ensemble", type=int, default=None, metavar="K",
+                    help="with --setting, one --lambdas value and --epochs: K refits averaged "
+                         "(see above)")
+    ap.add_argument("--epochs", type=int, default=None,
+                    help="with --ensemble: the refit's epochs (Table 1's grid's best epoch)")
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "out")
     args = ap.parse_args(argv)
     dev = jax.devices()[0]
@@ -188,6 +233,22 @@ def main(argv=None):
     if args.lambdas and args.setting is None:
         raise ValueError("--lambdas needs --setting (the λ grid is judged on Table 1's protocol)")
     lambdas = [float(v) for v in args.lambdas.split(",")] if args.lambdas else None
+    if args.ensemble is not None:
+        if args.setting is None or lambdas is None or len(lambdas) != 1 or not args.epochs:
+            raise ValueError("--ensemble K needs --setting N, one --lambdas value and --epochs E "
+                             "(e.g. --setting 1 --lambdas 1e-3 --epochs 3860 --ensemble 3)")
+        if args.ensemble < 2:
+            raise ValueError(f"--ensemble {args.ensemble}: average at least 2 members")
+        for name in args.candidates:
+            row = run_ensemble(name, args.setting, lambdas[0], args.epochs, args.ensemble)
+            rows.append(row)
+            print(f"{name}: members {', '.join(f'{v:.4f}' for v in row['member_test_rmse'])};"
+                  f" average of the first 1..{row['k']}: "
+                  f"{', '.join(f'{v:.4f}' for v in row['averaged_test_rmse'])}"
+                  f" ({row['seconds']:.0f} s)", flush=True)
+            (args.out / f"tune_default_ensemble_{dev.platform}.json").write_text(
+                json.dumps(dict(device=dev.device_kind, rows=rows), indent=2))
+        return
     for d in ([None] if args.setting else args.dims):
         for name in args.candidates:
             row = (run_setting(name, args.setting, lambdas, args.max_seconds) if args.setting

@@ -61,6 +61,15 @@ def test_without_validation_every_replication_trains_to_the_budget():
                            np.asarray(_params(models[0])[0]))
 
 
+def test_a_budget_that_checks_do_not_divide_is_trained_exactly():
+    models, trains, _, keys = _replications(n=200, reps=2)
+    res = fit_ensemble(models, trains, None, TrainConfig(batch_size=64, max_epochs=5,
+                                                         eval_every_epochs=2),
+                       keys=keys, progress=False)
+    assert res.epochs_run == 5
+    np.testing.assert_array_equal(res.history.epoch, [2, 4, 5])
+
+
 def test_mismatched_inputs_are_named():
     models, trains, vals, keys = _replications(n=200)
     config = TrainConfig(max_epochs=1)

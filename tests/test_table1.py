@@ -63,6 +63,15 @@ def test_each_vmapped_lambda_equals_fit_with_that_lambda_alone():
     assert not grid.diverged.any()
 
 
+def test_a_grid_trains_exactly_its_budget_when_checks_do_not_divide_it():
+    model, train, val = _problem()
+    grid = fit_lambda_grid(model, train, val, GRID_CONFIG.replace(max_epochs=5,
+                                                                  eval_every_epochs=2),
+                           lambdas=GRID_LAMBDAS, key=jax.random.key(5), progress=False)
+    assert grid.epochs_run == 5
+    np.testing.assert_array_equal(grid.history_epoch, [2, 4, 5])
+
+
 def test_an_interrupted_grid_resumes_from_its_checkpoint_as_if_never_stopped(tmp_path):
     model, train, val = _problem()
     config, lambdas = GRID_CONFIG, GRID_LAMBDAS

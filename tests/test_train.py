@@ -111,6 +111,40 @@ def test_same_seed_gives_identical_results(small_split):
     assert not np.array_equal(preds[0], other)
 
 
+@settings(max_examples=6)
+@given(max_epochs=st.integers(1, 7), every=st.integers(1, 4))
+def test_a_run_trains_exactly_max_epochs_even_when_checks_do_not_divide_it(small_split,
+                                                                          max_epochs, every):
+    config = TrainConfig(max_epochs=max_epochs, eval_every_epochs=every, batch_size=512,
+                         patience=100)
+    model = init_model(SMALL, small_split.train, key=jax.random.key(0))
+    res = fit(model, small_split.train, small_split.validation, config, key=jax.random.key(1),
+              progress=False)
+    assert res.epochs_run == max_epochs
+    expected = [*range(every, max_epochs, every), max_epochs]
+    np.testing.assert_array_equal(res.history.epoch, expected)
+
+
+def test_a_short_last_check_trains_the_steps_a_whole_check_of_that_length_would(small_split):
+    # 3 epochs as one check of 3 (every=3) or as the remainder of a check of 10:
+    # the same steps from the same key, so the same parameters.
+    model = init_model(SMALL, small_split.train, key=jax.random.key(0))
+    a, b = (fit(model, small_split.train, None, TrainConfig(max_epochs=3, eval_every_epochs=e,
+                                                          batch_size=512),
+                key=jax.random.key(1), progress=False) for e in (3, 10))
+    for x, y in zip(jax.tree_util.tree_leaves(nnx.state(a.model, nnx.Param)),
+                    jax.tree_util.tree_leaves(nnx.state(b.model, nnx.Param))):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+    longer = fit(model, small_split.train, None, TrainConfig(max_epochs=10, batch_size=512),
+                 key=jax.random.key(1), progress=False)
+    assert not np.array_equal(predict_pairs(longer.model, *_pairs(small_split.test)),
+                              predict_pairs(a.model, *_pairs(small_split.test)))
+
+
+def _pairs(data: RatingData):
+    return data.user_features, data.item_features, data.user_ids, data.item_ids
+
+
 def test_training_beats_the_mean_and_early_stopping_keeps_the_best(small_split):
     config = TrainConfig(max_epochs=400, eval_every_epochs=5, patience=4, batch_size=512,
                          learning_rate=1e-2)

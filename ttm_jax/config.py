@@ -74,7 +74,9 @@ class TrainConfig:
       min_learning_rate: floor of the decayed step size.
       warmup_epochs: linear warm-up from 0 over this many epochs.
       batch_size: ``|M|``, ratings per step, sampled uniformly from Ω.
-      max_epochs: budget in epochs (one epoch = ``|Ω| / batch_size`` steps).
+      max_epochs: budget in epochs (one epoch = ``|Ω| / batch_size`` steps),
+        trained exactly: when ``eval_every_epochs`` does not divide it, the last
+        validation check comes after the remainder.
       penalty: ``J``: ``"l2"`` (Σ‖A‖²_F + ‖b‖²), ``"l1"`` (Σ|A| + |b|) or ``"none"``.
       penalty_weight: ``λ``.
       proximal: for ``"l1"``, apply the penalty by soft-thresholding after each

@@ -34,6 +34,7 @@ from ttm_jax.train import (
     Batch,
     Tables,
     cadence,
+    check_epochs,
     device_arrays,
     init_train_state,
     make_schedule,
@@ -249,7 +250,7 @@ def fit_ensemble(
     state = _stack([st for _, st in inits])
     params, rest = state.params, state.rest
     schedule = make_schedule(config, steps_per_epoch)
-    chunk = _vmapped_chunk(graphdef, config, mode, steps_per_epoch, steps_per_check)
+    chunks = {}
     tables, train_b = _stack([device_arrays(t) for t in trains])
     val_b = None if validations is None else _stack([device_arrays(v)[1] for v in validations])
     val_fn = _vmapped_val_rmse(graphdef, mode)
@@ -266,8 +267,12 @@ def fit_ensemble(
         for check in range(n_checks):
             with jax.numpy_dtype_promotion("standard"):
                 lr = float(schedule(check * steps_per_check))
-            state, mses = chunk(state, tables, train_b, fold(base_keys, check), lam)
-            epoch = float((check + 1) * config.eval_every_epochs)
+            n_epochs = check_epochs(config, check)
+            if n_epochs not in chunks:
+                chunks[n_epochs] = _vmapped_chunk(graphdef, config, mode, steps_per_epoch,
+                                                  n_epochs * steps_per_epoch)
+            state, mses = chunks[n_epochs](state, tables, train_b, fold(base_keys, check), lam)
+            epoch = float(check * config.eval_every_epochs + n_epochs)
             mses = np.asarray(mses)
             if val_b is not None:
                 rmse = np.asarray(val_fn(state.params, state.rest, tables, val_b), np.float64)
@@ -281,7 +286,7 @@ def fit_ensemble(
             lrs.append(lr)
             mse_rows.append(mses.mean(axis=1))
             val_rows.append(rmse)
-            bar.update(config.eval_every_epochs)
+            bar.update(n_epochs)
             if val_b is not None:
                 bar.set_postfix(active=int(stop.active.sum()), val_rmse=f"{np.nanmean(rmse):.4f}")
             if not stop.active.any():

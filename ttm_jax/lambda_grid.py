@@ -33,6 +33,7 @@ from ttm_jax.towers import TwoTower
 from ttm_jax.train import (
     _val_rmse,
     cadence,
+    check_epochs,
     device_arrays,
     init_train_state,
     make_train_chunk,
@@ -193,7 +194,7 @@ def fit_lambda_grid(
     graphdef, state0 = init_train_state(model, config, steps_per_epoch)
     state = _stack([state0] * g)
     rest = state.rest
-    chunk = _grid_chunk(graphdef, config, mode, steps_per_epoch, steps_per_check)
+    chunks = {}
     val_fn = _grid_val_rmse(graphdef)
     tables, train_b = device_arrays(train)
     val_b = device_arrays(validation)[1]
@@ -235,8 +236,13 @@ def fit_lambda_grid(
     bar.update(min(first_check * config.eval_every_epochs, config.max_epochs))
     try:
         for check in range(first_check, n_checks):
-            state, mses = chunk(state, tables, train_b, jax.random.fold_in(key, check), lam)
-            epoch = float((check + 1) * config.eval_every_epochs)
+            n_epochs = check_epochs(config, check)
+            if n_epochs not in chunks:
+                chunks[n_epochs] = _grid_chunk(graphdef, config, mode, steps_per_epoch,
+                                               n_epochs * steps_per_epoch)
+            state, mses = chunks[n_epochs](state, tables, train_b, jax.random.fold_in(key, check),
+                                           lam)
+            epoch = float(check * config.eval_every_epochs + n_epochs)
             rmse = np.full(g, np.nan)
             rmse[rows] = np.asarray(val_fn(state.params, state.rest, tables, val_b), np.float64)
             mses_g = np.zeros((g, mses.shape[1]))
@@ -248,7 +254,7 @@ def fit_lambda_grid(
                                          state.params, best_params)
             epochs.append(epoch)
             val_rows.append(rmse)
-            bar.update(config.eval_every_epochs)
+            bar.update(n_epochs)
             bar.set_postfix(active=int(stop.active.sum()), best=f"{stop.best_rmse.min():.4f}")
             if not stop.active.any():
                 stop_reason = "early_stopping"

@@ -46,6 +46,7 @@ __all__ = [
     "resolve_tower_mode",
     "Cadence",
     "cadence",
+    "check_epochs",
     "fit",
     "refit",
 ]
@@ -200,6 +201,14 @@ class Cadence(NamedTuple):
     steps_per_epoch: int
     steps_per_check: int
     n_checks: int
+
+
+def check_epochs(config: TrainConfig, check: int) -> int:
+    """Epochs trained before validation check ``check`` (0-based): ``eval_every_epochs``,
+    except that the last check takes only what remains of ``max_epochs``, so that
+    a run trains exactly ``max_epochs`` epochs whether or not they are a multiple
+    of ``eval_every_epochs`` (that last, shorter chunk compiles once more)."""
+    return min(config.eval_every_epochs, config.max_epochs - check * config.eval_every_epochs)
 
 
 def cadence(config: TrainConfig, n_ratings: int) -> Cadence:
@@ -412,7 +421,9 @@ def fit(
     schedule = make_schedule(config, steps_per_epoch)
     if mesh is None:
         place, host, chunk_key = jnp.asarray, np.asarray, (lambda k: k)
-        chunk = make_train_chunk(graphdef, config, mode, steps_per_epoch, steps_per_check)
+
+        def make_chunk(n_steps):
+            return make_train_chunk(graphdef, config, mode, steps_per_epoch, n_steps)
     else:
         from ttm_jax import parallel
 
@@ -422,9 +433,11 @@ def fit(
         def chunk_key(k):
             return place(jax.random.key_data(k))
 
-        chunk = parallel.make_parallel_chunk(graphdef, config, mode, steps_per_epoch,
-                                             steps_per_check, mesh, str(jax.random.key_impl(key)))
+        def make_chunk(n_steps):
+            return parallel.make_parallel_chunk(graphdef, config, mode, steps_per_epoch, n_steps,
+                                                mesh, str(jax.random.key_impl(key)))
         state = place(state)
+    chunks = {}
     tables, train_b = jax.tree_util.tree_map(place, device_arrays(train))
     val_b = (jax.tree_util.tree_map(place, _to_batch(validation))
              if validation is not None else None)
@@ -449,7 +462,7 @@ def fit(
             rows, first_check = [tuple(r) for r in saved.rows], saved.next_check
             if saved.stop_reason == "early_stopping" and since_best >= config.patience:
                 first_check, stop_reason = n_checks, saved.stop_reason  # it had finished
-            bar.update(first_check * config.eval_every_epochs)
+            bar.update(min(first_check * config.eval_every_epochs, config.max_epochs))
 
     def checkpoint(next_check: int, stop: str = "", force: bool = False) -> None:
         if ckpt is not None:
@@ -478,9 +491,12 @@ def fit(
         for check in range(first_check, n_checks):
             with jax.numpy_dtype_promotion("standard"):
                 lr = float(schedule(check * steps_per_check))
-            state, mses = chunk(state, tables, train_b, chunk_key(jax.random.fold_in(key, check)),
-                                lam)
-            epoch = float((check + 1) * config.eval_every_epochs)
+            n_epochs = check_epochs(config, check)
+            if n_epochs not in chunks:
+                chunks[n_epochs] = make_chunk(n_epochs * steps_per_epoch)
+            state, mses = chunks[n_epochs](state, tables, train_b,
+                                           chunk_key(jax.random.fold_in(key, check)), lam)
+            epoch = float(check * config.eval_every_epochs + n_epochs)
             mses = host(mses)
             if not np.isfinite(mses).all():
                 bad = int(np.flatnonzero(~np.isfinite(mses))[0]) + check * steps_per_check
@@ -508,7 +524,7 @@ def fit(
                 rmse = math.nan
                 best_params, best_epoch = state.params, epoch
             rows.append((epoch, float(mses.mean()), rmse, lr))
-            bar.update(config.eval_every_epochs)
+            bar.update(n_epochs)
             # Without a validation set (e.g. the regressor's refit) there is no
             # RMSE to show: "val_rmse=nan" would read as a failure.
             bar.set_postfix(train_mse=f"{mses.mean():.4f}",
