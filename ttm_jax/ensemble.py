@@ -250,7 +250,8 @@ def fit_ensemble(
     state = _stack([st for _, st in inits])
     params, rest = state.params, state.rest
     schedule = make_schedule(config, steps_per_epoch)
-    chunks = {}
+    chunk_of = functools.cache(lambda n_epochs: _vmapped_chunk(
+        graphdef, config, mode, steps_per_epoch, n_epochs * steps_per_epoch))
     tables, train_b = _stack([device_arrays(t) for t in trains])
     val_b = None if validations is None else _stack([device_arrays(v)[1] for v in validations])
     val_fn = _vmapped_val_rmse(graphdef, mode)
@@ -267,12 +268,8 @@ def fit_ensemble(
         for check in range(n_checks):
             with jax.numpy_dtype_promotion("standard"):
                 lr = float(schedule(check * steps_per_check))
-            n_epochs = check_epochs(config, check)
-            if n_epochs not in chunks:
-                chunks[n_epochs] = _vmapped_chunk(graphdef, config, mode, steps_per_epoch,
-                                                  n_epochs * steps_per_epoch)
-            state, mses = chunks[n_epochs](state, tables, train_b, fold(base_keys, check), lam)
-            epoch = float(check * config.eval_every_epochs + n_epochs)
+            n_epochs, epoch = check_epochs(config, check)
+            state, mses = chunk_of(n_epochs)(state, tables, train_b, fold(base_keys, check), lam)
             mses = np.asarray(mses)
             if val_b is not None:
                 rmse = np.asarray(val_fn(state.params, state.rest, tables, val_b), np.float64)

@@ -194,7 +194,8 @@ def fit_lambda_grid(
     graphdef, state0 = init_train_state(model, config, steps_per_epoch)
     state = _stack([state0] * g)
     rest = state.rest
-    chunks = {}
+    chunk_of = functools.cache(lambda n_epochs: _grid_chunk(
+        graphdef, config, mode, steps_per_epoch, n_epochs * steps_per_epoch))
     val_fn = _grid_val_rmse(graphdef)
     tables, train_b = device_arrays(train)
     val_b = device_arrays(validation)[1]
@@ -236,13 +237,9 @@ def fit_lambda_grid(
     bar.update(min(first_check * config.eval_every_epochs, config.max_epochs))
     try:
         for check in range(first_check, n_checks):
-            n_epochs = check_epochs(config, check)
-            if n_epochs not in chunks:
-                chunks[n_epochs] = _grid_chunk(graphdef, config, mode, steps_per_epoch,
-                                               n_epochs * steps_per_epoch)
-            state, mses = chunks[n_epochs](state, tables, train_b, jax.random.fold_in(key, check),
-                                           lam)
-            epoch = float(check * config.eval_every_epochs + n_epochs)
+            n_epochs, epoch = check_epochs(config, check)
+            state, mses = chunk_of(n_epochs)(state, tables, train_b,
+                                             jax.random.fold_in(key, check), lam)
             rmse = np.full(g, np.nan)
             rmse[rows] = np.asarray(val_fn(state.params, state.rest, tables, val_b), np.float64)
             mses_g = np.zeros((g, mses.shape[1]))

@@ -203,12 +203,15 @@ class Cadence(NamedTuple):
     n_checks: int
 
 
-def check_epochs(config: TrainConfig, check: int) -> int:
-    """Epochs trained before validation check ``check`` (0-based): ``eval_every_epochs``,
-    except that the last check takes only what remains of ``max_epochs``, so that
-    a run trains exactly ``max_epochs`` epochs whether or not they are a multiple
-    of ``eval_every_epochs`` (that last, shorter chunk compiles once more)."""
-    return min(config.eval_every_epochs, config.max_epochs - check * config.eval_every_epochs)
+def check_epochs(config: TrainConfig, check: int) -> tuple[int, float]:
+    """Epochs trained before validation check ``check`` (0-based), and the epoch
+    count at that check: ``eval_every_epochs`` each, except that the last check
+    takes only what remains of ``max_epochs``, so that a run trains exactly
+    ``max_epochs`` epochs whether or not they are a multiple of
+    ``eval_every_epochs`` (that last, shorter chunk compiles once more)."""
+    start = check * config.eval_every_epochs
+    n = min(config.eval_every_epochs, config.max_epochs - start)
+    return n, float(start + n)
 
 
 def cadence(config: TrainConfig, n_ratings: int) -> Cadence:
@@ -422,8 +425,10 @@ def fit(
     if mesh is None:
         place, host, chunk_key = jnp.asarray, np.asarray, (lambda k: k)
 
-        def make_chunk(n_steps):
-            return make_train_chunk(graphdef, config, mode, steps_per_epoch, n_steps)
+        @functools.cache
+        def chunk_of(n_epochs):
+            return make_train_chunk(graphdef, config, mode, steps_per_epoch,
+                                    n_epochs * steps_per_epoch)
     else:
         from ttm_jax import parallel
 
@@ -433,11 +438,12 @@ def fit(
         def chunk_key(k):
             return place(jax.random.key_data(k))
 
-        def make_chunk(n_steps):
-            return parallel.make_parallel_chunk(graphdef, config, mode, steps_per_epoch, n_steps,
-                                                mesh, str(jax.random.key_impl(key)))
+        @functools.cache
+        def chunk_of(n_epochs):
+            return parallel.make_parallel_chunk(graphdef, config, mode, steps_per_epoch,
+                                                n_epochs * steps_per_epoch, mesh,
+                                                str(jax.random.key_impl(key)))
         state = place(state)
-    chunks = {}
     tables, train_b = jax.tree_util.tree_map(place, device_arrays(train))
     val_b = (jax.tree_util.tree_map(place, _to_batch(validation))
              if validation is not None else None)
@@ -491,12 +497,9 @@ def fit(
         for check in range(first_check, n_checks):
             with jax.numpy_dtype_promotion("standard"):
                 lr = float(schedule(check * steps_per_check))
-            n_epochs = check_epochs(config, check)
-            if n_epochs not in chunks:
-                chunks[n_epochs] = make_chunk(n_epochs * steps_per_epoch)
-            state, mses = chunks[n_epochs](state, tables, train_b,
-                                           chunk_key(jax.random.fold_in(key, check)), lam)
-            epoch = float(check * config.eval_every_epochs + n_epochs)
+            n_epochs, epoch = check_epochs(config, check)
+            state, mses = chunk_of(n_epochs)(state, tables, train_b,
+                                             chunk_key(jax.random.fold_in(key, check)), lam)
             mses = host(mses)
             if not np.isfinite(mses).all():
                 bad = int(np.flatnonzero(~np.isfinite(mses))[0]) + check * steps_per_check
