@@ -180,6 +180,8 @@ def score_ttm(train, test, seed, model_cfg, train_cfg, lambdas, checkpoint_dir=N
     grid's own bar (epochs, λ still training, best validation RMSE) under the
     table's, since a grid at Table 1's size runs for most of an hour."""
     inner = random_split(train, 0.2, seed=seed + 1)
+    if train_cfg.optimizer == "adamw":
+        return _score_ttm_sequential(inner, test, seed, model_cfg, train_cfg, lambdas, progress)
     model = init_model(model_cfg, inner.train, key=jax.random.key(seed))
     res = fit_lambda_grid(model, inner.train, inner.test, train_cfg, lambdas=lambdas,
                           key=jax.random.key(seed + 1), progress=progress,
@@ -189,6 +191,26 @@ def score_ttm(train, test, seed, model_cfg, train_cfg, lambdas, checkpoint_dir=N
                 val_rmse=[round(float(v), 5) for v in res.val_rmse],
                 best_epoch=float(res.best_epoch[res.best_index]), epochs_run=res.epochs_run,
                 stop=res.stop_reason)
+
+
+def _score_ttm_sequential(inner, test, seed, model_cfg, train_cfg, lambdas, progress):
+    """:func:`score_ttm` for AdamW, one ``fit`` per λ (same keys as the grid).
+
+    AdamW's decoupled decay ``λ`` is a constant of the compiled optimiser, so
+    the grid cannot batch it under ``vmap``; used only by probes
+    (``benchmarks/tune_default.py``), not by the table's default."""
+    results = []
+    for lam in lambdas:
+        model = init_model(model_cfg, inner.train, key=jax.random.key(seed))
+        results.append(fit(model, inner.train, inner.test,
+                           train_cfg.replace(penalty_weight=float(lam)),
+                           key=jax.random.key(seed + 1), progress=progress))
+    val = [float(r.best_val_rmse) for r in results]
+    best = int(np.argmin(val))
+    res = results[best]
+    return dict(test_rmse=evaluate(res.model, test).overall.rmse, best_lambda=float(lambdas[best]),
+                val_rmse=[round(v, 5) for v in val], best_epoch=float(res.best_epoch),
+                epochs_run=max(float(r.epochs_run) for r in results), stop=res.stop_reason)
 
 
 def refit_ttm(train, test, seed, model_cfg, train_cfg, lam, epochs, progress=False):

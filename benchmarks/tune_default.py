@@ -118,6 +118,11 @@ DEFAULT_VARIANTS = {
     # one more hidden layer of 200, and the paper's 5-layer towers (4 hidden of 50).
     "default-depth3": (dict(hidden=(200, 200, 200)), {}),
     "default-paper-towers": (dict(hidden=(50,) * 4), {}),
+    # The two ideas left untried in RESULTS.md §7 "Rows that fall short": wider towers,
+    # and AdamW's decoupled weight decay (λ = decay) in place of the L2 term, which
+    # Adam rescales per weight. AdamW's λ runs one fit per value (no vmap).
+    "default-width400": (dict(hidden=(400, 400)), {}),
+    "default-adamw": ({}, dict(optimizer="adamw", penalty_weight=1e-2)),
 }
 
 

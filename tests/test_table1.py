@@ -261,6 +261,20 @@ def test_cached_only_reports_what_is_cached_and_trains_nothing(table1, tmp_path,
     assert len(list((tmp_path / "c").glob("s0-*.json"))) == 2  # nothing new was trained
 
 
+def test_adamw_probes_score_each_lambda_by_its_own_fit_and_keep_the_best(table1):
+    # AdamW's decay cannot be vmapped, so score_ttm fits each λ alone, from the
+    # grid's keys; the chosen λ is the one with the lowest validation RMSE.
+    data, _ = make_holder_synthetic(600, smoothness=1.0, intrinsic_dim=2, ambient_dim=4,
+                                    noise_var=0.1, seed=1, map_seed=7)
+    train, test = data.subset(np.arange(450)), data.subset(np.arange(450, 600))
+    cfg = TrainConfig(optimizer="adamw", max_epochs=20, eval_every_epochs=5, batch_size=64)
+    out = table1.score_ttm(train, test, 5, SMALL, cfg, [1e-3, 3.0])
+    assert out["best_lambda"] == [1e-3, 3.0][int(np.argmin(out["val_rmse"]))]
+    assert out["val_rmse"][0] != out["val_rmse"][1]
+    assert math.isfinite(out["test_rmse"])
+    assert table1.score_ttm(train, test, 5, SMALL, cfg, [1e-3, 3.0]) == out
+
+
 @pytest.mark.parametrize("argv, word", [(["--settings", "10"], "--settings"),
                                         (["--methods", "ttm,foo"], "--methods"),
                                         (["--ttm-lambdas", "1e-3,x"], "--ttm-lambdas"),
