@@ -187,10 +187,15 @@ def score_ttm(train, test, seed, model_cfg, train_cfg, lambdas, checkpoint_dir=N
                           key=jax.random.key(seed + 1), progress=progress,
                           checkpoint_dir=checkpoint_dir,
                           checkpoint_every=max(1, 100 // train_cfg.eval_every_epochs))
-    return dict(test_rmse=evaluate(res.model, test).overall.rmse, best_lambda=res.best_lambda,
-                val_rmse=[round(float(v), 5) for v in res.val_rmse],
-                best_epoch=float(res.best_epoch[res.best_index]), epochs_run=res.epochs_run,
-                stop=res.stop_reason)
+    return _ttm_result(res.model, test, res.best_lambda, res.val_rmse,
+                       res.best_epoch[res.best_index], res.epochs_run, res.stop_reason)
+
+
+def _ttm_result(model, test, best_lambda, val_rmse, best_epoch, epochs_run, stop):
+    """The cached record of one TTM λ choice, whichever way the λ were trained."""
+    return dict(test_rmse=evaluate(model, test).overall.rmse, best_lambda=best_lambda,
+                val_rmse=[round(float(v), 5) for v in val_rmse], best_epoch=float(best_epoch),
+                epochs_run=epochs_run, stop=stop)
 
 
 def _score_ttm_sequential(inner, test, seed, model_cfg, train_cfg, lambdas, progress):
@@ -208,9 +213,8 @@ def _score_ttm_sequential(inner, test, seed, model_cfg, train_cfg, lambdas, prog
     val = [float(r.best_val_rmse) for r in results]
     best = int(np.argmin(val))
     res = results[best]
-    return dict(test_rmse=evaluate(res.model, test).overall.rmse, best_lambda=float(lambdas[best]),
-                val_rmse=[round(v, 5) for v in val], best_epoch=float(res.best_epoch),
-                epochs_run=max(float(r.epochs_run) for r in results), stop=res.stop_reason)
+    return _ttm_result(res.model, test, float(lambdas[best]), val, res.best_epoch,
+                       max(float(r.epochs_run) for r in results), res.stop_reason)
 
 
 def refit_ttm(train, test, seed, model_cfg, train_cfg, lam, epochs, progress=False):
