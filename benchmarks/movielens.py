@@ -26,17 +26,17 @@ from __future__ import annotations
 
 import argparse
 import functools
-import json
 import math
 import time
 from pathlib import Path
 
 import numpy as np
+from common import ResultCache, mean_se
 
+import ttm_jax
 from ttm_jax import ModelConfig, RatingData, TrainConfig, TwoTowerRegressor, evaluate
 from ttm_jax.baselines import FALLBACK, fit_predict_baseline
-from ttm_jax.data import cold_start_split
-from ttm_jax.datasets import read_movielens, with_id_dropout, zero_unseen_ids
+from ttm_jax.data import cold_start_split, read_movielens, with_id_dropout, zero_unseen_ids
 
 SURPRISE = ("svd", "svdpp", "knn_baseline", "coclustering", "baseline_only", "global_mean")
 TTM = ("ttm_cov", "ttm_hybrid", "ttm_ids")
@@ -122,7 +122,7 @@ def _fit_ttm(method, train, test, seed, n_users, n_items, *, id_dropout=True):
         c = cfg["user_covariate_scale"]
         train, test = (_scale_user_covariates(x, n_users, c) for x in (train, test))
         split_seed = seed + 10_000
-        from ttm_jax.data import random_split
+        from ttm_jax import random_split
 
         inner = random_split(train, VALIDATION_FRACTION, seed=split_seed)
         fit_train, fit_val = inner.train, inner.test
@@ -134,7 +134,7 @@ def _fit_ttm(method, train, test, seed, n_users, n_items, *, id_dropout=True):
         pred = reg.predict(zero_unseen_ids(test, train, user_id_columns=n_users,
                                            item_id_columns=n_items))
     info = dict(epochs=reg.result_.epochs_run, best_epoch=reg.result_.best_epoch,
-                stop=reg.result_.stop_reason)
+                stop=str(reg.result_.stop_reason))
     return pred, time.perf_counter() - t0, info
 
 
@@ -153,28 +153,24 @@ def _score(method, train, test, seed, n_users, n_items, **kw):
     return out
 
 
-def _cached(cache: Path, key: str, compute):
-    path = cache / f"{key}.json"
-    if path.exists():
-        return json.loads(path.read_text())
+def _cached(cache: ResultCache, name: str, method: str, compute):
+    """``compute()``'s result for ``name``, reused only while nothing that determines it
+    has changed: the method's settings and the library version are part of its key."""
+    key = {"method": method, "settings": repr(TTM_SETTINGS.get(method, SURPRISE_PARAMS.get(method))),
+           "validation_fraction": VALIDATION_FRACTION, "title_words": TITLE_WORDS,
+           "ttm_jax": ttm_jax.__version__}
     t0 = time.perf_counter()
-    value = compute()
-    path.write_text(json.dumps(value))
-    print(f"  {key}: {value.get('overall'):.4f} overall, {time.perf_counter() - t0:.1f}s",
-          flush=True)
+    value = cache.load(name, key)
+    if value is None:
+        value = compute()
+        cache.store(name, value, key)
+        print(f"  {name}: {value.get('overall'):.4f} overall, {time.perf_counter() - t0:.1f}s",
+              flush=True)
     return value
 
 
-def _mean_se(xs):
-    xs = np.asarray([x for x in xs if x is not None], np.float64)
-    if xs.size == 0:
-        return math.nan, math.nan
-    se = xs.std(ddof=1) / math.sqrt(xs.size) if xs.size > 1 else math.nan
-    return float(xs.mean()), float(se)
-
-
 def _fmt(xs):
-    m, s = _mean_se(xs)
+    m, s = mean_se(xs)
     return "–" if math.isnan(m) else f"{m:.4f} ({s:.4f})"
 
 
@@ -188,8 +184,7 @@ def main(argv=None):
     ap.add_argument("--out", default="benchmarks/out/movielens_table.md")
     args = ap.parse_args(argv)
     methods = [m for m in args.methods.split(",") if m]
-    cache = Path(args.cache)
-    cache.mkdir(parents=True, exist_ok=True)
+    cache = ResultCache(args.cache)
     t_start = time.perf_counter()
     ml = read_movielens(args.data, user_ids=True, item_ids=True, title_words=TITLE_WORDS)
     data = ml.data
@@ -201,7 +196,7 @@ def main(argv=None):
         print(f"seed {seed}: train {split.train.n_ratings}, test {split.test.n_ratings}",
               flush=True)
         for m in methods:
-            table[m].append(_cached(cache, f"cold-{m}-seed{seed}",
+            table[m].append(_cached(cache, f"cold-{m}-seed{seed}", m,
                                     functools.partial(_score, m, split.train, split.test, seed, nu, ni)))
 
     cv = {m: [] for m in methods}
@@ -213,7 +208,7 @@ def main(argv=None):
             train = data.subset(np.sort(np.concatenate([f for j, f in enumerate(folds) if j != k])))
             print(f"fold {k}: train {train.n_ratings}, test {test.n_ratings}", flush=True)
             for m in methods:
-                cv[m].append(_cached(cache, f"cv-{m}-fold{k}",
+                cv[m].append(_cached(cache, f"cv-{m}-fold{k}", m,
                                      functools.partial(_score, m, train, test, k, nu, ni,
                                                        id_dropout=False)))
 
@@ -233,7 +228,7 @@ def main(argv=None):
         lines.append(f"| {row} | " + " | ".join(_fmt([r[key] for r in table[m]])
                                                 for m in methods) + " |")
     lines.append("| fit seconds | " + " | ".join(
-        f"{_mean_se([r['seconds'] for r in table[m]])[0]:.1f}" for m in methods) + " |")
+        f"{mean_se([r['seconds'] for r in table[m]])[0]:.1f}" for m in methods) + " |")
     if "ttm_hybrid" in methods and args.seeds > 1:
         lines += ["", "Paired difference on cold-start RMSE, TTM (hybrid) minus each method "
                   "(same seeds; negative: TTM better):", ""]

@@ -1,10 +1,10 @@
 """Measured convergence rate of the two-tower model against Theorem 2 (SPEC §5).
 
 For each configuration (β, d) and each |Ω| on a geometric grid, draws
-``--reps`` independent data sets from :func:`ttm_jax.holder.make_holder_synthetic`
+``--reps`` independent data sets from :func:`ttm_jax.data.holder.make_holder_synthetic`
 (β-smooth true maps on a d-dimensional support, |Ω| iid pairs from μ_u × μ_i),
 trains one two-tower model per data set (all replications of a point in one
-``vmap``, :func:`ttm_jax.ensemble.fit_ensemble`), and estimates the excess risk
+``vmap``, :func:`ttm_jax.fit_members`), and estimates the excess risk
 ``‖R̂ − R*‖²_{L2(μ_u × μ_i)}`` by Monte Carlo on fresh users and items
 (:func:`ttm_jax.excess_risk`; noise excluded). Then fits the log-log slope with
 ``theory.fit_rate`` (plain, and with Theorem 2's (log|Ω|)² divided out) and
@@ -36,21 +36,24 @@ from pathlib import Path
 
 import jax
 import numpy as np
+from common import ResultCache
 from tqdm.auto import tqdm
 
 import theory
 from ttm_jax import (
+    FitResult,
     ModelConfig,
+    StopReason,
     TrainConfig,
     TrainingDivergedError,
     embed_items,
     embed_users,
     excess_risk,
     fit,
+    fit_members,
     init_model,
 )
-from ttm_jax.ensemble import EnsembleResult, fit_ensemble
-from ttm_jax.holder import default_levels, make_holder_synthetic
+from ttm_jax.data.holder import default_levels, make_holder_synthetic
 
 DEFAULT_CONFIGS = "inf:2,1:2,1:4,1:8"
 CACHE_VERSION = 2
@@ -229,7 +232,7 @@ def run_point(cfg: RateConfig, n: int, width: int, levels: int, args) -> dict:
     t_data = time.perf_counter() - t0
     tc = train_config(args, n_train)
     if args.replications == "vmap":
-        res = fit_ensemble(models, trains, vals, tc, keys=keys, progress=False)
+        res = fit_members(models, trains, vals, tc, keys=keys, progress=False)
     else:
         res = _fit_one_by_one(models, trains, vals, tc, keys)
     reps = []
@@ -266,8 +269,8 @@ def run_point(cfg: RateConfig, n: int, width: int, levels: int, args) -> dict:
         "params_per_tower": params_per_tower(width, args.hidden_layers, args.ambient_dim,
                                              args.embedding_dim),
         "levels": levels,
-        "epochs_run": res.epochs_run,
-        "stop_reason": res.stop_reason,
+        "epochs_run": float(np.max(res.epochs_run)),
+        "stop_reason": "/".join(sorted({str(r) for r in res.stop_reason})),
         "data_seconds": t_data,
         "fit_seconds": res.seconds,
         "seconds": time.perf_counter() - t0,
@@ -275,7 +278,7 @@ def run_point(cfg: RateConfig, n: int, width: int, levels: int, args) -> dict:
     }
 
 
-def _fit_one_by_one(models, trains, vals, tc, keys) -> EnsembleResult:
+def _fit_one_by_one(models, trains, vals, tc, keys) -> FitResult:
     """``--replications sequential``: each replication through ``ttm_jax.fit`` in turn
     (the same result as the vmap up to rounding; for timing the two)."""
     t0 = time.perf_counter()
@@ -285,16 +288,17 @@ def _fit_one_by_one(models, trains, vals, tc, keys) -> EnsembleResult:
             fits.append(fit(model, train, val, tc, key=key, progress=False))
         except TrainingDivergedError as err:
             fits.append(err.result)
-    return EnsembleResult(
+    return FitResult(
         models=tuple(f.model for f in fits),
         history=None,
         best_epoch=np.array([f.best_epoch for f in fits]),
         best_val_rmse=np.array([f.best_val_rmse for f in fits]),
-        diverged=np.array([f.stop_reason == "diverged" for f in fits]),
-        epochs_run=float(max(f.epochs_run for f in fits)),
+        epochs_run=np.array([f.epochs_run for f in fits]),
+        stop_reason=tuple(StopReason(f.stop_reason) for f in fits),
         seconds=time.perf_counter() - t0,
-        stop_reason="/".join(sorted({f.stop_reason for f in fits})),
         tower_mode=fits[0].tower_mode,
+        learning_rate=np.array([f.learning_rate for f in fits]),
+        penalty_weight=np.array([f.penalty_weight for f in fits]),
     )
 
 
@@ -302,26 +306,9 @@ def _json_float(x: float):
     return "inf" if math.isinf(x) else float(x)
 
 
-def _cache_path(cache: Path, cfg: RateConfig, n: int) -> Path:
-    return cache / cfg.label.replace("=", "").replace(",", "_") / f"n{n}.json"
-
-
-def load_cached(path: Path, settings: dict) -> dict | None:
-    """The cached point at ``path`` if it was computed with exactly ``settings``."""
-    try:
-        blob = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    if blob.get("settings") != settings:
-        return None
-    return blob.get("result")
-
-
-def save_cached(path: Path, settings: dict, result: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"settings": settings, "result": result}, indent=1))
-    tmp.replace(path)  # atomic: an interrupted write never leaves a half file behind
+def cache_name(cfg: RateConfig, n: int) -> str:
+    """A point's name in the cache: one folder per configuration, one file per |Ω|."""
+    return cfg.label.replace("=", "").replace(",", "_") + f"/n{n}"
 
 
 def fit_config(cfg: RateConfig, points: list[dict]) -> dict:
@@ -479,7 +466,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--reps", type=int, default=3,
                    help="replications per point, trained together in one vmap (default %(default)s)")
     g.add_argument("--seed", type=int, default=0, help="seeds every draw (default %(default)s)")
-    g = ap.add_argument_group("data (ttm_jax.holder.make_holder_synthetic)")
+    g = ap.add_argument_group("data (ttm_jax.data.holder.make_holder_synthetic)")
     g.add_argument("--ambient-dim", type=int, default=16, help="D (default %(default)s)")
     g.add_argument("--embedding-dim", type=int, default=3,
                    help="p of the true maps and of the towers (default %(default)s)")
@@ -558,9 +545,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
 
     stem = "rate_sweep_quick" if args.quick else "rate_sweep"
     out = args.out
-    cache = out / f"{stem}_cache"
-    if args.fresh and cache.exists():
-        shutil.rmtree(cache)
+    cache = ResultCache(out / f"{stem}_cache")
+    if args.fresh and cache.folder.exists():
+        shutil.rmtree(cache.folder)
     out.mkdir(parents=True, exist_ok=True)
 
     t0 = time.perf_counter()
@@ -575,11 +562,11 @@ def main(argv: list[str] | None = None) -> list[dict]:
     for cfg, n, width, levels in bar:
         bar.set_postfix_str(f"{cfg.label} |Ω|={n} width={width}")
         settings = point_settings(cfg, n, width, levels, args)
-        path = _cache_path(cache, cfg, n)
-        result = None if args.fresh else load_cached(path, settings)
+        name = cache_name(cfg, n)
+        result = None if args.fresh else cache.load(name, key=settings)
         if result is None:
             result = run_point(cfg, n, width, levels, args)
-            save_cached(path, settings, result)
+            cache.store(name, result, key=settings)
             computed += 1
         points[cfg.label].append(result)
     bar.close()

@@ -11,7 +11,7 @@ steps after compilation. Cost per rating = seconds / (steps × batch). Peak
 memory is the process's maximum resident set size (``getrusage`` ru_maxrss),
 data generation included, so it bounds the training peak from above.
 
-Top-k: exact top-10 (``ttm_jax.recommend.top_k``, chunks of 65,536 items) over
+Top-k: exact top-10 (``ttm_jax.serving.recommend.top_k``, chunks of 65,536 items) over
 catalogues of 10^4, 10^5, 10^6 items, with the item embeddings (p = 30)
 computed and laid out on the device once (``index_items``), as a server would;
 latency per user for a batch of 256 users and for a single user, plus the time
@@ -50,7 +50,7 @@ def _synthetic(n_users: int, n_items: int, n_ratings: int, seed: int):
     import numpy as np
 
     from ttm_jax import RatingData, make_synthetic
-    from ttm_jax.synthetic import sample_pairs
+    from ttm_jax.data.synthetic import sample_pairs
 
     # A tiny draw gives the true maps f*, g* and the covariate sampler.
     _, truth = make_synthetic(4, 4, 4, intrinsic_dim=20, ambient_dim=50, seed=seed)
@@ -77,17 +77,10 @@ def _synthetic(n_users: int, n_items: int, n_ratings: int, seed: int):
 
 def train_worker(n_ratings: int, steps: int, repeats: int, seed: int) -> dict:
     import jax
-    import jax.numpy as jnp
+    from common import time_train_chunk
 
-    from ttm_jax import (
-        ModelConfig,
-        TrainConfig,
-        device_arrays,
-        init_model,
-        init_train_state,
-        make_train_chunk,
-        resolve_tower_mode,
-    )
+    from ttm_jax import ModelConfig, TrainConfig, init_model
+    from ttm_jax.training import resolve_tower_mode
 
     t0 = time.perf_counter()
     n_users, n_items = max(10, n_ratings // 10), max(10, n_ratings // 100)
@@ -97,23 +90,9 @@ def train_worker(n_ratings: int, steps: int, repeats: int, seed: int) -> dict:
 
     config = TrainConfig()
     mode = resolve_tower_mode(config.tower_mode, n_users, n_items, config.batch_size)
-    spe = max(1, math.ceil(n_ratings / config.batch_size))
     model = init_model(ModelConfig(), data, key=jax.random.key(seed))
-    graphdef, state = init_train_state(model, config, spe)
-    chunk = make_train_chunk(graphdef, config, mode, spe, steps)
-    tables, train = device_arrays(data)
-    lam = jnp.asarray(config.penalty_weight, jnp.float32)
-    t1 = time.perf_counter()
-    state, mse = chunk(state, tables, train, jax.random.key(0), lam)
-    mse.block_until_ready()
-    compile_s = time.perf_counter() - t1
-    times = []
-    for r in range(repeats):
-        t1 = time.perf_counter()
-        state, mse = chunk(state, tables, train, jax.random.key(r + 1), lam)
-        mse.block_until_ready()
-        times.append(time.perf_counter() - t1)
-    best = min(times)  # the least-disturbed repeat on a shared machine
+    timing = time_train_chunk(model, data, config, mode, steps, repeats)
+    best, times, compile_s = timing["seconds_best"], timing["seconds_all"], timing["first_s"]
     return {
         "n_ratings": n_ratings, "n_users": n_users, "n_items": n_items, "tower_mode": mode,
         "batch_size": config.batch_size, "steps": steps, "repeats": repeats,
@@ -122,7 +101,7 @@ def train_worker(n_ratings: int, steps: int, repeats: int, seed: int) -> dict:
         "ratings_per_s": steps * config.batch_size / best,
         "peak_rss_gib": _peak_rss_gib(), "rss_after_data_gib": rss_data,
         "generate_s": gen_s, "first_chunk_s": compile_s,
-        "final_mse": float(mse[-1]),
+        "final_mse": timing["final_mse"],
     }
 
 
@@ -131,8 +110,8 @@ def topk_worker(n_items: int, k: int, batch: int, repeats: int, seed: int) -> di
     import numpy as np
 
     from ttm_jax import ModelConfig, embed_items, embed_users, make_synthetic
-    from ttm_jax.checkpoint import FeatureSchema, build_model
-    from ttm_jax.recommend import index_items, top_k
+    from ttm_jax.io import FeatureSchema, build_model
+    from ttm_jax.serving.recommend import index_items, top_k
 
     _, truth = make_synthetic(4, 4, 4, intrinsic_dim=20, ambient_dim=50, seed=seed)
     rng = np.random.default_rng(seed)

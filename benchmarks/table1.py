@@ -7,7 +7,7 @@ into train/test. Methods:
 - ``ttm``: this library, ``ModelConfig()`` / ``TrainConfig()``; λ chosen by
   validation RMSE on a 20% split of the training set from the paper's grid
   ``{10^(-6+k/3), k = 0..24}``, the whole grid trained at once under ``vmap``
-  (:func:`ttm_jax.lambda_grid.fit_lambda_grid`). The chosen λ is then refitted
+  (:func:`ttm_jax.training.fit_lambda_grid`). The chosen λ is then refitted
   on the whole training set for the epochs its early stopping kept, and that
   model is scored on test (as ``TwoTowerRegressor()`` does by default);
   ``--no-ttm-refit`` scores the early-stopped model trained on the other 80%.
@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import hashlib
 import json
 import math
 import shutil
@@ -45,6 +44,7 @@ from pathlib import Path
 
 import jax
 import numpy as np
+from common import ResultCache, key_hash, mean_se
 from tqdm.auto import tqdm
 
 from ttm_jax import (
@@ -52,12 +52,15 @@ from ttm_jax import (
     TrainConfig,
     evaluate,
     fit,
+    fit_lambda_grid,
+    holdout_then_refit,
     init_model,
     make_synthetic,
     random_split,
-    refit,
 )
-from ttm_jax.lambda_grid import PAPER_LAMBDAS, _check_lambdas, fit_lambda_grid
+from ttm_jax.baselines import fit_predict_baseline, tune_baseline
+from ttm_jax.protocols import refit
+from ttm_jax.training import PAPER_LAMBDAS, check_lambdas
 
 SETTINGS = [(n, n, d) for n in (1500, 2000, 3000) for d in (20, 30, 40)]
 N_RATINGS = 100_000
@@ -111,110 +114,34 @@ QUICK_RATINGS = 6000
 QUICK_TUNE_ONCE = True
 
 
-def _surprise_class(method):
-    import surprise
-
-    return {"svd": surprise.SVD, "svdpp": surprise.SVDpp, "knn": surprise.KNNBasic,
-            "coclustering": surprise.CoClustering}[method]
-
-
-def _surprise_grid(method, grid, seed):
-    """The GridSearchCV ``param_grid`` for ``method`` from our compact grid."""
-    if method == "knn":
-        return {"k": grid["k"], "sim_options": {"name": ["msd"], "user_based": [True]},
-                "verbose": [False]}
-    return {**grid, "random_state": [seed]}
-
-
-def _dataset(train):
-    import pandas as pd
-    import surprise
-
-    frame = pd.DataFrame({"u": train.user_ids.astype(np.int64), "i": train.item_ids.astype(np.int64),
-                          "r": train.ratings.astype(np.float64)})
-    reader = surprise.Reader(rating_scale=(float(train.ratings.min()), float(train.ratings.max())))
-    return surprise.Dataset.load_from_df(frame, reader)
-
-
 def tune_surprise(method, train, grid, folds, seed):
     """Best parameters of ``method`` by ``folds``-fold GridSearchCV on ``train`` (RMSE)."""
-    from surprise.model_selection import GridSearchCV, KFold
-
-    if method == "coclustering":
-        # GridSearchCV would cross n_cltr_u with n_cltr_i (100 points); tying them
-        # keeps the paper's 10-point grid, so search the diagonal one point at a time.
-        best, best_rmse = None, math.inf
-        for c in grid["n_cltr"]:
-            gs = GridSearchCV(_surprise_class(method),
-                              {"n_cltr_u": [c], "n_cltr_i": [c], "random_state": [seed]},
-                              measures=["rmse"], cv=KFold(folds, random_state=seed))
-            gs.fit(_dataset(train))
-            if gs.best_score["rmse"] < best_rmse:
-                best, best_rmse = gs.best_params["rmse"], gs.best_score["rmse"]
-        return best, best_rmse
-    gs = GridSearchCV(_surprise_class(method), _surprise_grid(method, grid, seed), measures=["rmse"],
-                      cv=KFold(folds, random_state=seed))
-    gs.fit(_dataset(train))
-    return gs.best_params["rmse"], float(gs.best_score["rmse"])
+    return tune_baseline(method, train, grid, folds=folds, seed=seed)
 
 
 def score_surprise(method, params, train, test, seed):
     """Fit ``method`` with ``params`` on all of ``train``; test RMSE."""
-    params = dict(params)
-    if "random_state" in params:
-        params["random_state"] = seed
-    algo = _surprise_class(method)(**params)
-    algo.fit(_dataset(train).build_full_trainset())
-    pred = np.fromiter((algo.predict(int(u), int(i)).est
-                        for u, i in zip(test.user_ids.tolist(), test.item_ids.tolist())),
-                       np.float64, count=test.n_ratings)
+    pred = fit_predict_baseline(method, train, test, params=params, seed=seed).predictions
     return evaluate(pred, test).overall.rmse
 
 
 def score_ttm(train, test, seed, model_cfg, train_cfg, lambdas, checkpoint_dir=None,
               progress=False):
-    """λ by the vmapped grid on a 20% validation split of ``train``; test RMSE of its model.
+    """λ by the vmapped grid on a 20% validation split of ``train`` (the first half of
+    :func:`ttm_jax.holdout_then_refit`); test RMSE of its early-stopped model.
 
     ``checkpoint_dir``: where the grid saves its state every 100 epochs, and
-    resumes from when it is run again (see ``fit_lambda_grid``). ``progress``: the
-    grid's own bar (epochs, λ still training, best validation RMSE) under the
-    table's, since a grid at Table 1's size runs for most of an hour."""
-    inner = random_split(train, 0.2, seed=seed + 1)
-    if train_cfg.optimizer == "adamw":
-        return _score_ttm_sequential(inner, test, seed, model_cfg, train_cfg, lambdas, progress)
-    model = init_model(model_cfg, inner.train, key=jax.random.key(seed))
-    res = fit_lambda_grid(model, inner.train, inner.test, train_cfg, lambdas=lambdas,
-                          key=jax.random.key(seed + 1), progress=progress,
-                          checkpoint_dir=checkpoint_dir,
-                          checkpoint_every=max(1, 100 // train_cfg.eval_every_epochs))
-    return _ttm_result(res.model, test, res.best_lambda, res.val_rmse,
-                       res.best_epoch[res.best_index], res.epochs_run, res.stop_reason)
-
-
-def _ttm_result(model, test, best_lambda, val_rmse, best_epoch, epochs_run, stop):
-    """The cached record of one TTM λ choice, whichever way the λ were trained."""
-    return dict(test_rmse=evaluate(model, test).overall.rmse, best_lambda=best_lambda,
-                val_rmse=[round(float(v), 5) for v in val_rmse], best_epoch=float(best_epoch),
-                epochs_run=epochs_run, stop=stop)
-
-
-def _score_ttm_sequential(inner, test, seed, model_cfg, train_cfg, lambdas, progress):
-    """:func:`score_ttm` for AdamW, one ``fit`` per λ (same keys as the grid).
-
-    AdamW's decoupled decay ``λ`` is a constant of the compiled optimiser, so
-    the grid cannot batch it under ``vmap``; used only by probes
-    (``benchmarks/tune_default.py``), not by the table's default."""
-    results = []
-    for lam in lambdas:
-        model = init_model(model_cfg, inner.train, key=jax.random.key(seed))
-        results.append(fit(model, inner.train, inner.test,
-                           train_cfg.replace(penalty_weight=float(lam)),
-                           key=jax.random.key(seed + 1), progress=progress))
-    val = [float(r.best_val_rmse) for r in results]
-    best = int(np.argmin(val))
-    res = results[best]
-    return _ttm_result(res.model, test, float(lambdas[best]), val, res.best_epoch,
-                       max(float(r.epochs_run) for r in results), res.stop_reason)
+    resumes from when it is run again. ``progress``: the grid's own report under
+    the table's bar, since a grid at Table 1's size runs for most of an hour."""
+    out = holdout_then_refit(model_cfg, train, train_cfg, lambdas=lambdas, refit_all=False,
+                             split_seed=seed + 1, init_key=jax.random.key(seed),
+                             key=jax.random.key(seed + 1), progress=progress,
+                             checkpoint_dir=checkpoint_dir,
+                             checkpoint_every=max(1, 100 // train_cfg.eval_every_epochs))
+    return dict(test_rmse=evaluate(out.model, test).overall.rmse, best_lambda=out.penalty_weight,
+                val_rmse=[round(float(v), 5) for v in out.grid.val_rmse],
+                best_epoch=float(out.selection.best_epoch), epochs_run=out.grid.epochs_run,
+                stop=str(out.grid.stop_reason))
 
 
 def refit_ttm(train, test, seed, model_cfg, train_cfg, lam, epochs, progress=False):
@@ -227,7 +154,7 @@ def refit_ttm(train, test, seed, model_cfg, train_cfg, lam, epochs, progress=Fal
     res = refit(model_cfg, train, train_cfg.replace(penalty_weight=float(lam)), epochs,
                 init_key=jax.random.key(seed), key=jax.random.key(seed + 1), progress=progress)
     return dict(test_rmse=evaluate(res.model, test).overall.rmse, best_lambda=float(lam),
-                refit_epochs=int(res.epochs_run), refit_stop=res.stop_reason)
+                refit_epochs=int(res.epochs_run), refit_stop=str(res.stop_reason))
 
 
 @functools.lru_cache(maxsize=2)
@@ -288,7 +215,7 @@ def run_one(m, s, s_idx, r, *, tag, cache, n_ratings, grids, folds, tune_once,
         # The λ grid runs once, on replication 0 (whose run is that grid's chosen
         # model); later replications refit at its λ: 1/25 of the grid's cost each.
         first = train_test(s, s_idx, 0, n_ratings)
-        tuned = _cached(cache, tune_name, lambda: score_ttm(
+        tuned = cache.get(tune_name, lambda: score_ttm(
             first.train, first.test, 1000 * s_idx, model_cfg, train_cfg, lambdas, ckpt,
             progress))
         if refit:
@@ -304,36 +231,14 @@ def run_one(m, s, s_idx, r, *, tag, cache, n_ratings, grids, folds, tune_once,
     else:
         tune_seed = 1000 * s_idx + tune_rep
         tune_data = train_test(s, s_idx, tune_rep, n_ratings).train
-        tuned = _cached(
-            cache, tune_name,
+        tuned = cache.get(
+            tune_name,
             lambda: dict(zip(("params", "cv_rmse"),
                              tune_surprise(m, tune_data, grids[m], folds, tune_seed))))
         out = dict(test_rmse=score_surprise(m, tuned["params"], split.train, split.test, seed),
                    params=tuned["params"], cv_rmse=tuned["cv_rmse"])
     out.update(setting=list(s), rep=r, method=m, seed=seed, seconds=time.perf_counter() - t0)
     return out
-
-
-def _key(*parts) -> str:
-    return hashlib.sha1(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:10]
-
-
-def _cached(cache: Path, name: str, compute):
-    path = cache / f"{name}.json"
-    if path.exists():
-        return json.loads(path.read_text())
-    value = compute()
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(value))
-    tmp.replace(path)  # atomic: an interrupted run never leaves half a file
-    return value
-
-
-def _mean_se(xs):
-    xs = np.asarray(xs, np.float64)
-    if xs.size == 0:
-        return math.nan, math.nan
-    return float(xs.mean()), float(xs.std(ddof=1) / math.sqrt(xs.size)) if xs.size > 1 else math.nan
 
 
 def _fmt(m, s):
@@ -357,7 +262,7 @@ def write_table(results, settings, methods, notes, path: Path):
              "(best competitor − TTM) / best competitor.", "",
              head + " | TTM vs best competitor |", "|---|---|" + "---|" * (len(methods) + 1)]
     for s in settings:
-        ours = {m: _mean_se(results[s][m]) for m in methods}
+        ours = {m: mean_se(results[s][m]) for m in methods}
         counts = {m: len(results[s][m]) for m in methods}
         label = (f"{next(iter(counts.values()))} rep." if len(set(counts.values())) == 1 else
                  ", ".join(f"{LABELS[m]} {c}" for m, c in counts.items()) + " rep.")
@@ -386,7 +291,7 @@ def write_figure(results, settings, methods, path: Path):
     x = np.arange(len(settings))
     colors = plt.get_cmap("tab10")
     for j, m in enumerate(methods):
-        ours = np.array([_mean_se(results[s][m]) for s in settings])
+        ours = np.array([mean_se(results[s][m]) for s in settings])
         paper = np.array([PAPER[s][m] if s in PAPER else (np.nan, np.nan) for s in settings])
         off = (2 * j - len(methods)) * width
         ax.bar(x + off, ours[:, 0], width, yerr=np.nan_to_num(ours[:, 1]), color=colors(j),
@@ -502,7 +407,7 @@ def main(argv=None):
         folds, tune_once = args.cv_folds, args.tune_once
         if args.ttm_lambdas != "paper":
             try:
-                lambdas = _check_lambdas([float(v) for v in args.ttm_lambdas.split(",")])
+                lambdas = check_lambdas([float(v) for v in args.ttm_lambdas.split(",")])
             except ValueError as err:
                 raise ValueError(f"--ttm-lambdas={args.ttm_lambdas!r} must be 'paper' or a comma "
                                  f"list of finite numbers >= 0 such as '1e-4,1e-3' ({err})") from None
@@ -546,8 +451,7 @@ def main(argv=None):
         notes.append("- --quick: a smoke test on a small setting, not comparable with the paper.")
     print("\n".join(notes), flush=True)
 
-    cache = Path(args.cache)
-    cache.mkdir(parents=True, exist_ok=True)
+    cache = ResultCache(args.cache)
     checkpoints = (None if args.checkpoints == "none"
                    else Path(args.checkpoints or out_dir / "checkpoints"))
     # TTM's λ always comes from `lambdas` (the grid, or its refit), never from
@@ -572,7 +476,7 @@ def main(argv=None):
                 for m in methods:
                     bar.set_description(f"({s[0]},{s[1]},{s[2]}) rep {r} {LABELS[m]}")
                     tune_tag, tag = (
-                        _key(s, m, {k: v for k, v in o.items()
+                        key_hash(s, m, {k: v for k, v in o.items()
                                     if m == "ttm" or k not in ("model", "train", "lambdas",
                                                                "ttm_refit")})
                         for o in (opts, run_opts))
@@ -583,11 +487,11 @@ def main(argv=None):
                         grids=grids, folds=folds, tune_once=tune_once, model_cfg=model_cfg,
                         train_cfg=train_cfg, lambdas=lambdas,
                         checkpoints=checkpoints, progress=show, refit=refit, tune_tag=tune_tag)
-                    if args.cached_only and not (cache / f"{name}.json").exists():
+                    if args.cached_only and not cache.path(name).exists():
                         missing.append(name)
                         bar.update(1)
                         continue
-                    run = _cached(cache, name, compute)
+                    run = cache.get(name, compute)
                     if m == "ttm" and (done := grid_checkpoint(
                             checkpoints, s, s_idx, r, tune_tag, tune_once, lambdas)) is not None:
                         shutil.rmtree(done, ignore_errors=True)

@@ -14,43 +14,21 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import platform
 import time
 from pathlib import Path
 
 import jax
-import jax.numpy as jnp
+from common import time_train_chunk
 
-from ttm_jax import (
-    ModelConfig,
-    TrainConfig,
-    device_arrays,
-    init_model,
-    init_train_state,
-    make_synthetic,
-    make_train_chunk,
-)
+from ttm_jax import ModelConfig, TrainConfig, init_model, make_synthetic
 
 
 def time_mode(data, model_cfg, batch_size, mode, steps, repeats, seed):
     config = TrainConfig(batch_size=batch_size)
     model = init_model(model_cfg, data, key=jax.random.key(seed))
-    spe = max(1, math.ceil(data.n_ratings / batch_size))
-    graphdef, state = init_train_state(model, config, spe)
-    chunk = make_train_chunk(graphdef, config, mode, spe, steps)
-    tables, train = device_arrays(data)
-    lam = jnp.asarray(config.penalty_weight, jnp.float32)
-    state, losses = chunk(state, tables, train, jax.random.key(0), lam)  # compile
-    losses.block_until_ready()
-    times = []
-    for r in range(repeats):
-        t0 = time.perf_counter()
-        state, losses = chunk(state, tables, train, jax.random.key(r + 1), lam)
-        losses.block_until_ready()
-        times.append(time.perf_counter() - t0)
-    best = min(times)  # least-disturbed repeat on a shared machine
-    return steps * batch_size / best
+    timing = time_train_chunk(model, data, config, mode, steps, repeats)
+    return steps * batch_size / timing["seconds_best"]
 
 
 def main(argv=None):

@@ -21,7 +21,7 @@ Run:  python benchmarks/tune_default.py [--candidates base lr1e-2 ...] [--dims 2
 
 ``--ensemble K`` measures what averaging K refits would gain: K copies of the
 candidate, differing only in their initialisation and minibatch keys, trained
-together (``fit_ensemble``) on all of replication 0's training set at the one
+together (``fit_members``) on all of replication 0's training set at the one
 λ for ``--epochs`` epochs (Table 1's refit; member 0 has Table 1's own keys
 and so reproduces its refit), scored alone and with their predictions averaged.
 Writes benchmarks/out/tune_default_<platform>.json.
@@ -43,7 +43,7 @@ from ttm_jax import (
     TrainConfig,
     TwoTowerRegressor,
     evaluate,
-    fit_ensemble,
+    fit_members,
     init_model,
     make_synthetic,
     predict_pairs,
@@ -120,7 +120,7 @@ DEFAULT_VARIANTS = {
     "default-paper-towers": (dict(hidden=(50,) * 4), {}),
     # The two ideas left untried in RESULTS.md §7 "Rows that fall short": wider towers,
     # and AdamW's decoupled weight decay (λ = decay) in place of the L2 term, which
-    # Adam rescales per weight. AdamW's λ runs one fit per value (no vmap).
+    # Adam rescales per weight (its decay is vmapped like any λ).
     "default-width400": (dict(hidden=(400, 400)), {}),
     "default-adamw": ({}, dict(optimizer="adamw", penalty_weight=1e-2)),
 }
@@ -173,8 +173,8 @@ def run_ensemble(name: str, setting: int, lam: float, epochs: int, k: int) -> di
     init_keys = [seed] + [seed + 1 + 2 * j for j in range(1, k)]
     models = [init_model(model_cfg, split.train, key=jax.random.key(i)) for i in init_keys]
     t0 = time.perf_counter()
-    res = fit_ensemble(models, [split.train] * k, None, train_cfg,
-                       keys=[jax.random.key(i + 1) for i in init_keys], progress=True)
+    res = fit_members(models, split.train, None, train_cfg,
+                      keys=[jax.random.key(i + 1) for i in init_keys], progress=True)
     secs = time.perf_counter() - t0
     test = split.test
     preds = np.stack([predict_pairs(m, test.user_features, test.item_features,
@@ -203,7 +203,7 @@ def run(name: str, d: int, seed: int, max_seconds: float | None, refit: bool = T
                 refit_epochs=None if reg.refit_result_ is None else reg.refit_result_.epochs_run,
                 validated_test_rmse=evaluate(res.model, split.test).overall.rmse,
                 best_epoch=res.best_epoch, epochs_run=res.epochs_run, seconds=secs,
-                stop=res.stop_reason, model=dataclasses.asdict(model_cfg),
+                stop=str(res.stop_reason), model=dataclasses.asdict(model_cfg),
                 train=dataclasses.asdict(train_cfg))
 
 

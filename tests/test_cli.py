@@ -80,7 +80,8 @@ def test_the_documented_walkthrough_runs(walkthrough):
     assert commands == ["fit", "evaluate", "recommend", "recommend", "embeddings"]
     fit_out, fit_err = logs[0][1], logs[0][2]
     assert "fitted on 5000 ratings (200 users, 150 items)" in fit_out
-    assert "epoch" in fit_err and "val_rmse" in fit_err  # the progress bar
+    # Progress, as lines (stderr is not a terminal here): the early-stopped fit, then the refit.
+    assert "fit: done 30/30" in fit_err and "val RMSE" in fit_err and "refit: done" in fit_err
     assert re.search(r"overall\s+1000\s+0\.\d+", logs[1][1])
 
     saved = load_model(folder / "model")

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from ttm_jax import ModelConfig, RatingData, TrainConfig, TwoTowerRegressor, evaluate
-from ttm_jax.data import cold_start_split
-from ttm_jax.datasets import (
+from ttm_jax.data import (
     append_one_hot_ids,
+    cold_start_split,
     load_movielens,
     with_id_dropout,
     zero_unseen_ids,

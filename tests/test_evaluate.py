@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ttm_jax import RatingData, evaluate, excess_risk, make_synthetic, metrics
+from ttm_jax import RatingData, evaluate, excess_risk, make_synthetic
+from ttm_jax.evaluate import metrics
 
 
 def test_metrics_match_the_formulas():

@@ -10,10 +10,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.special import comb
 
-from ttm_jax import GroundTruth, RatingData, SyntheticData, excess_risk
-from ttm_jax.holder import (
+from ttm_jax import RatingData, excess_risk
+from ttm_jax.data import GroundTruth, SyntheticData, TrigMap
+from ttm_jax.data.holder import (
     HolderMap,
-    TrigMap,
     default_levels,
     holder_map,
     make_holder_synthetic,

@@ -10,7 +10,9 @@ from flax import nnx
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ttm_jax import ACTIVATIONS, TwoTower, embed_items, embed_users, penalty, predict_pairs
+from ttm_jax import TwoTower, embed_items, embed_users, predict_pairs
+from ttm_jax.config import ACTIVATION_NAMES
+from ttm_jax.model import ACTIVATIONS, penalty
 
 architectures = st.fixed_dictionaries(
     dict(
@@ -99,3 +101,25 @@ def test_same_seed_same_initialisation():
     a = nnx.state(TwoTower(4, 4, (8,), 2, rngs=nnx.Rngs(3)), nnx.Param)
     b = nnx.state(TwoTower(4, 4, (8,), 2, rngs=nnx.Rngs(3)), nnx.Param)
     assert all(jax.tree_util.tree_leaves(jax.tree_util.tree_map(jnp.array_equal, a, b)))
+
+
+def test_every_configurable_activation_has_a_function_and_no_other():
+    assert tuple(ACTIVATIONS) == ACTIVATION_NAMES
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(hidden="64"), r"hidden='64' must be a sequence of ints, e\.g\. hidden=\(64, 64\)"),
+    (dict(hidden=(64, 0)), r"hidden\[1\]=0 must be an integer >= 1"),
+    (dict(hidden=(64.0,)), r"hidden\[0\]=64.0 must be an int"),
+    (dict(embedding_dim=2.5), "embedding_dim=2.5 must be an int, not float"),
+    (dict(embedding_dim=True), "embedding_dim=True must be an int, not bool"),
+    (dict(activation="swish"), "activation='swish': choose one of"),
+    (dict(standardize="yes"), "standardize='yes' must be True or False"),
+])
+def test_bad_model_configuration_is_named(kwargs, message):
+    from ttm_jax import ModelConfig
+
+    with pytest.raises(ValueError, match=message):
+        ModelConfig(**kwargs)
+    with pytest.raises(TypeError):  # InvalidArgument is both
+        ModelConfig(**kwargs)

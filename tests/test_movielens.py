@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ttm_jax.datasets import load_movielens, read_movielens
-from ttm_jax.datasets.movielens import AGE_BUCKETS, GENRES, OCCUPATIONS
+from ttm_jax.data import load_movielens, read_movielens
+from ttm_jax.data.movielens import AGE_BUCKETS, GENRES, OCCUPATIONS
 
 N_USER_COV = 1 + len(AGE_BUCKETS) + 2 + len(OCCUPATIONS) + 11  # 42
 N_ITEM_COV = len(GENRES) + 2 + 8  # 29

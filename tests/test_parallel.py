@@ -12,23 +12,30 @@ import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import jax
 import numpy as np
 
 import ttm_jax as ttm
-from ttm_jax.distributed_demo import demo_problem
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+sys.path.insert(0, str(EXAMPLES))
+from distributed_demo import demo_problem  # noqa: E402
 
 FOUR_DEVICES = textwrap.dedent(
     """
-    import json, os
+    import json, os, sys
     os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=4"
     import jax, numpy as np
     jax.config.update("jax_numpy_dtype_promotion", "strict")
     jax.config.update("jax_numpy_rank_promotion", "raise")
     import ttm_jax as ttm
-    from ttm_jax.distributed_demo import demo_problem
-    from ttm_jax.parallel import make_parallel_chunk, data_parallel_mesh
+    sys.path.insert(0, EXAMPLES)
+    from distributed_demo import demo_problem
+    from ttm_jax.training import data_parallel_mesh, fit_members, init_train_state
+    from ttm_jax.training.distributed import replicate
+    from ttm_jax.training.step import Batch, Tables, make_train_chunk
 
     p = demo_problem()
     model = ttm.init_model(p.model_config, p.split.train, key=jax.random.key(p.init_seed))
@@ -36,35 +43,39 @@ FOUR_DEVICES = textwrap.dedent(
     args = (model, p.split.train, p.split.validation, p.train_config)
     one = ttm.fit(*args, key=key, progress=False)
     mesh = data_parallel_mesh()
-    four = ttm.fit_data_parallel(*args, key=key, mesh=mesh, progress=False)
+    four = ttm.fit(*args, key=key, mesh=mesh, progress=False)
+    # Members (here a λ grid) on the mesh: the same loop, the same placement.
+    grid_one = ttm.fit_lambda_grid(*args, lambdas=[1e-4, 1e-2], key=key, progress=False)
+    grid_four = ttm.fit_lambda_grid(*args, lambdas=[1e-4, 1e-2], key=key, mesh=mesh,
+                                    progress=False)
     test = p.split.test
     pred = lambda m: ttm.predict_pairs(m, test.user_features, test.item_features,
                                        test.user_ids, test.item_ids)
     try:
-        ttm.fit_data_parallel(*args[:3], p.train_config.replace(batch_size=254), key=key,
-                              mesh=mesh)
+        ttm.fit(*args[:3], p.train_config.replace(batch_size=254), key=key, mesh=mesh)
         bad_batch = "accepted"
     except ValueError as err:
         bad_batch = str(err)
     # The compiled step works on a quarter of the batch per device and all-reduces.
-    from ttm_jax.parallel import replicate
-    graphdef, state = ttm.init_train_state(model, p.train_config, 1)
+    graphdef, state = init_train_state(model, p.train_config, 1)
     tr = p.split.train
-    chunk = make_parallel_chunk(graphdef, p.train_config, "rating", 1, 1, mesh)
+    chunk = make_train_chunk(graphdef, p.train_config, "rating", 1, 1, mesh=mesh)
+    states = jax.tree_util.tree_map(lambda x: x[None], state)
     hlo = chunk.lower(
-        *replicate((state, ttm.Tables(tr.user_features, tr.item_features),
-                    ttm.Batch(tr.user_ids, tr.item_ids, tr.ratings),
-                    jax.random.key_data(key), np.float32(1e-3)), mesh)
+        *replicate((states, Tables(tr.user_features, tr.item_features),
+                    Batch(tr.user_ids, tr.item_ids, tr.ratings),
+                    jax.random.key_data(key)[None]), mesh)
     ).compile().as_text()
     print(json.dumps({
         "devices": mesh.devices.size,
         "one": pred(one.model).tolist(), "four": pred(four.model).tolist(),
         "val_one": one.history.val_rmse.tolist(), "val_four": four.history.val_rmse.tolist(),
+        "grid_one": grid_one.val_rmse.tolist(), "grid_four": grid_four.val_rmse.tolist(),
         "bad_batch": bad_batch, "all_reduce": "all-reduce" in hlo,
         "local_batch": "f32[64,6]" in hlo,
     }))
     """
-)
+).replace("EXAMPLES", repr(str(EXAMPLES)))
 
 
 def _run(cmd, **kwargs):
@@ -83,13 +94,14 @@ def test_four_devices_train_like_one(tmp_path):
     # Same minibatches; only the order of the gradient sums differs.
     np.testing.assert_allclose(four, one, rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(out["val_four"], out["val_one"], rtol=1e-4)
-    assert "batch_size=254 is not a multiple of the 4 devices" in out["bad_batch"]
+    np.testing.assert_allclose(out["grid_four"], out["grid_one"], rtol=1e-4)
+    assert "batch_size=254 is not a multiple of the mesh's 4 devices" in out["bad_batch"]
     assert out["all_reduce"] and out["local_batch"]
 
 
 def test_two_processes_on_localhost_train_like_one_device(tmp_path):
     out = tmp_path / "two.npz"
-    log = _run([sys.executable, "-m", "ttm_jax.distributed_demo", "--launch", "2",
+    log = _run([sys.executable, str(EXAMPLES / "distributed_demo.py"), "--launch", "2",
                 "--out", str(out)])
     assert "process 0/2: 2 devices in all, 1 here" in log
     assert "process 1/2: 2 devices in all, 1 here" in log

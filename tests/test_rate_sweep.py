@@ -49,14 +49,16 @@ def test_quick_run_writes_finite_outputs_and_resumes_from_its_cache(sweep, tmp_p
 
 
 def test_the_cache_is_keyed_on_every_setting(sweep, tmp_path):
-    path = tmp_path / "p.json"
+    from common import ResultCache
+
+    cache = ResultCache(tmp_path)
     settings = {"n_obs": 100, "train": {"learning_rate": 0.003}}
-    sweep.save_cached(path, settings, {"x": 1})
-    assert sweep.load_cached(path, settings) == {"x": 1}
-    assert sweep.load_cached(path, {"n_obs": 100, "train": {"learning_rate": 0.001}}) is None
-    assert sweep.load_cached(tmp_path / "missing.json", settings) is None
-    path.write_text("{ truncated")
-    assert sweep.load_cached(path, settings) is None
+    cache.store("beta1_d2/n100", {"x": 1}, key=settings)
+    assert cache.load("beta1_d2/n100", key=settings) == {"x": 1}
+    assert cache.load("beta1_d2/n100", key={"n_obs": 100, "train": {"learning_rate": 0.001}}) is None
+    assert cache.load("missing", key=settings) is None
+    cache.path("beta1_d2/n100").write_text("{ truncated")
+    assert cache.load("beta1_d2/n100", key=settings) is None
 
 
 def _args(sweep, *argv):

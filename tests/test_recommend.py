@@ -12,13 +12,13 @@ from hypothesis import strategies as st
 from ttm_jax import (
     ModelConfig,
     export_embeddings,
-    index_items,
     init_model,
     make_synthetic,
     predict_pairs,
     recommend,
     top_k,
 )
+from ttm_jax.serving import index_items
 
 
 def brute_force_top_k(scores: np.ndarray, seen: np.ndarray, k: int) -> np.ndarray:

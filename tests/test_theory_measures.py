@@ -20,7 +20,7 @@ from theory import (
     param_scale,
     tower_layers,
 )
-from ttm_jax.towers import Tower, TwoTower
+from ttm_jax.model.towers import Tower, TwoTower
 
 # A 3 → 2 → 1 tower written in the paper's orientation, A_l [p_l, p_{l-1}].
 HAND_LAYERS = [

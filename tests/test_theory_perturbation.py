@@ -21,7 +21,7 @@ from theory import (
     param_scale,
     perturbation_bound,
 )
-from ttm_jax.towers import Tower
+from ttm_jax.model.towers import Tower
 
 WIDTHS = st.sampled_from([1, 2, 3, 5])
 

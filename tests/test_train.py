@@ -18,16 +18,19 @@ from ttm_jax import (
     TrainConfig,
     TrainingDivergedError,
     TwoTowerRegressor,
-    device_arrays,
     evaluate,
     fit,
     init_model,
-    init_train_state,
     make_synthetic,
-    make_train_chunk,
-    make_train_step,
     predict_pairs,
     random_split,
+)
+from ttm_jax.optim import Hyperparams, make_schedule
+from ttm_jax.training import (
+    device_arrays,
+    init_train_state,
+    make_train_chunk,
+    make_train_step,
 )
 
 SMALL = ModelConfig(hidden=(16, 16), embedding_dim=4)
@@ -59,9 +62,8 @@ def test_a_small_step_lowers_the_training_loss_on_a_fixed_batch(small_split, mod
     graphdef, state = _state(model, config)
     tables, batch = _tables_and_batch(small_split.train.subset(np.arange(256)))
     step = make_train_step(graphdef, config, mode, 1)
-    lam = jnp.asarray(config.penalty_weight, jnp.float32)
-    state1, mse0 = step(state, tables, batch, lam)
-    _, mse1 = step(state1, tables, batch, lam)
+    state1, mse0 = step(state, tables, batch)
+    _, mse1 = step(state1, tables, batch)
     assert float(mse1) < float(mse0)
 
 
@@ -71,15 +73,20 @@ def test_the_jitted_step_compiles_once(small_split):
     graphdef, state = _state(model, config)
     tables, batch = _tables_and_batch(small_split.train.subset(np.arange(64)))
     step = make_train_step(graphdef, config, "entity", 1)
-    lam = jnp.asarray(1e-3, jnp.float32)
     for _ in range(3):
-        state, _ = step(state, tables, batch, lam)
+        state, _ = step(state, tables, batch)
     assert step._cache_size() == 1
-    # A second fit with the same configuration reuses the compiled scan chunk.
+    # A second fit with the same configuration reuses the compiled scan chunk, and a
+    # member with another λ (held in its optimiser state) needs no new compilation.
     chunk = make_train_chunk(graphdef, config, "entity", 50, 50)
     train = _tables_and_batch(small_split.train)[1]
+    states = jax.tree_util.tree_map(lambda x: x[None], state)
     for k in range(2):
-        state, _ = chunk(state, tables, train, jax.random.key(k), lam)
+        states, _ = chunk(states, tables, train, jax.random.key_data(jax.random.key(k))[None])
+    other = init_train_state(init_model(SMALL, small_split.train, key=jax.random.key(1)), config,
+                             1, Hyperparams(jnp.float32(1e-2), jnp.float32(0.5)))[1]
+    chunk(jax.tree_util.tree_map(lambda x: x[None], other), tables, train,
+          jax.random.key_data(jax.random.key(0))[None])
     assert chunk._cache_size() == 1
     assert make_train_step(graphdef, config, "entity", 1) is step
 
@@ -89,9 +96,8 @@ def test_entity_and_rating_modes_compute_the_same_step(small_split):
     model = init_model(SMALL, small_split.train, key=jax.random.key(1))
     graphdef, state = _state(model, config)
     tables, batch = _tables_and_batch(small_split.train.subset(np.arange(128)))
-    lam = jnp.asarray(1e-3, jnp.float32)
-    a, mse_a = make_train_step(graphdef, config, "entity", 1)(state, tables, batch, lam)
-    b, mse_b = make_train_step(graphdef, config, "rating", 1)(state, tables, batch, lam)
+    a, mse_a = make_train_step(graphdef, config, "entity", 1)(state, tables, batch)
+    b, mse_b = make_train_step(graphdef, config, "rating", 1)(state, tables, batch)
     np.testing.assert_allclose(mse_a, mse_b, rtol=1e-5)
     for x, y in zip(jax.tree_util.tree_leaves(a.params), jax.tree_util.tree_leaves(b.params)):
         np.testing.assert_allclose(x, y, rtol=1e-4, atol=1e-6)
@@ -121,7 +127,8 @@ def test_a_run_trains_exactly_max_epochs_even_when_checks_do_not_divide_it(small
     res = fit(model, small_split.train, small_split.validation, config, key=jax.random.key(1),
               progress=False)
     assert res.epochs_run == max_epochs
-    expected = [*range(every, max_epochs, every), max_epochs]
+    # A first check at epoch 0 scores the initial model.
+    expected = [0, *range(every, max_epochs, every), max_epochs]
     np.testing.assert_array_equal(res.history.epoch, expected)
 
 
@@ -231,13 +238,20 @@ def test_wrong_width_features_are_rejected_by_a_fitted_regressor(small_split):
     "kwargs, message",
     [
         (dict(optimizer="rmsprop"), "optimizer='rmsprop'"),
-        (dict(learning_rate=0.0), "learning_rate=0.0 must be positive"),
-        (dict(batch_size=0), "batch_size=0 must be a positive integer"),
+        (dict(learning_rate=0.0), "learning_rate=0.0 must be > 0"),
+        (dict(batch_size=0), "batch_size=0 must be an integer >= 1"),
+        (dict(batch_size=32.0), r"batch_size=32.0 must be an int, not float \(e.g. batch_size=32\)"),
+        (dict(max_epochs="10"), "max_epochs='10' must be an int, not str"),
+        (dict(learning_rate="1e-3"), "learning_rate='1e-3' must be a number"),
         (dict(penalty="l3"), "penalty='l3'"),
         (dict(proximal=True), "proximal=True applies to penalty='l1'"),
+        (dict(proximal=1), "proximal=1 must be True or False"),
         (dict(penalty_weight=-1.0), "penalty_weight=-1.0"),
+        (dict(penalty_weight=float("nan")), "penalty_weight=nan must be a finite number"),
         (dict(tower_mode="fast"), "tower_mode='fast'"),
         (dict(decay_begin_epochs=-5.0), "decay_begin_epochs=-5.0 must be >= 0"),
+        (dict(learning_rate=1e-5), "min_learning_rate=0.0001 exceeds learning_rate=1e-05"),
+        (dict(max_seconds=0), "max_seconds=0.0 must be > 0"),
     ],
 )
 def test_bad_training_configuration_is_named(kwargs, message):
@@ -245,9 +259,12 @@ def test_bad_training_configuration_is_named(kwargs, message):
         TrainConfig(**kwargs)
 
 
-def test_paper_recipe_is_the_papers_schedule():
-    from ttm_jax import make_schedule
+def test_a_constant_step_may_sit_below_the_decay_floor():
+    # The floor only bounds a decaying step; a constant small step is what it says.
+    assert TrainConfig(learning_rate=1e-5, decay_rate=1.0).learning_rate == 1e-5
 
+
+def test_paper_recipe_is_the_papers_schedule():
     cfg = TrainConfig.paper()
     assert (cfg.optimizer, cfg.learning_rate, cfg.decay_rate, cfg.min_learning_rate) == (
         "sgd", 0.01, 0.9, 0.005)
@@ -260,8 +277,6 @@ def test_paper_recipe_is_the_papers_schedule():
 
 
 def test_decay_begins_after_the_hold():
-    from ttm_jax import make_schedule
-
     cfg = TrainConfig(learning_rate=1e-2, decay_rate=0.5, decay_epochs=10, decay_begin_epochs=20,
                       min_learning_rate=1e-3)
     schedule = make_schedule(cfg, steps_per_epoch=4)
@@ -292,3 +307,34 @@ def test_stronger_proximal_l1_gives_fewer_effective_parameters(small_split):
         counts.append(effective_params(reg.model_).total)
     assert counts[0] == 904  # no exact zeros without the proximal step
     assert counts[0] > counts[1] > counts[2]
+
+
+def test_adam_with_proximal_l1_reaches_exact_zeros_and_fewer_as_lambda_grows(small_split):
+    from theory import effective_params
+
+    counts = []
+    for lam in (0.0, 3e-3, 3e-2):
+        # The threshold is preconditioned like Adam's step (ttm_jax.optim.proximal_l1),
+        # so Adam reaches exact zeros as SGD does.
+        config = TrainConfig(optimizer="adam", penalty="l1", proximal=lam > 0, penalty_weight=lam,
+                             max_epochs=30, eval_every_epochs=5, batch_size=256,
+                             learning_rate=1e-2)
+        reg = TwoTowerRegressor(SMALL, config, seed=0, progress=False)
+        reg.fit(small_split.train, small_split.validation)
+        counts.append(effective_params(reg.model_).total)
+    assert counts[0] == 904
+    assert counts[0] > counts[1] > counts[2]
+
+
+def test_early_stopping_never_keeps_a_model_worse_than_the_initial_one(small_split):
+    # A step size this small barely moves the model; with a step this large the
+    # first epochs make it worse. Either way the check at epoch 0 is a candidate.
+    model = init_model(SMALL, small_split.train, key=jax.random.key(0))
+    res = fit(model, small_split.train, small_split.validation,
+              TrainConfig(optimizer="sgd", learning_rate=3.0, max_epochs=4, eval_every_epochs=1,
+                          batch_size=256, patience=2, grad_clip=1e3),
+              key=jax.random.key(1), progress=False)
+    initial = evaluate(model, small_split.validation).overall.rmse
+    assert res.history.epoch[0] == 0
+    assert res.history.val_rmse[0] == pytest.approx(initial, rel=1e-5)
+    assert res.best_val_rmse <= initial + 1e-6

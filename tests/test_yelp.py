@@ -9,7 +9,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from ttm_jax.datasets.yelp import (
+from ttm_jax.data.yelp import (
     YELP_FILES,
     AspectResourcesMissing,
     aspect_backend,

@@ -13,14 +13,14 @@ that Theorems 1 and 2 and Lemmas 1 to 3 are stated over.
 
 Every function accepts a tower in any of these forms:
 
-* a :class:`ttm_jax.towers.Tower` (an ``nnx.Module`` with ``layers``);
+* a :class:`ttm_jax.model.towers.Tower` (an ``nnx.Module`` with ``layers``);
 * its ``nnx.State`` (``nnx.state(tower)`` or the ``nnx.Param`` part of
   ``nnx.split``), or the pure dict of that state (``nnx.to_pure_dict(state)``);
 * a sequence of ``(A_l, b_l)`` pairs in the paper's orientation,
   ``A_l`` of shape ``[p_l, p_{l-1}]`` and ``b_l`` of shape ``[p_l]`` (``None`` for
   a layer without bias).
 
-and a two-tower model (a :class:`ttm_jax.towers.TwoTower`, its state, or a
+and a two-tower model (a :class:`ttm_jax.model.towers.TwoTower`, its state, or a
 mapping with ``user_tower`` and ``item_tower``), for which the result is a
 :class:`PerTower` holding the user tower's value, the item tower's value and
 the model's total. Only the trainable weights and biases count: the input
@@ -142,7 +142,7 @@ def tower_layers(tower: Any) -> tuple[Layer, ...]:
         if not hasattr(tower, "layers"):
             raise ValueError(
                 f"tower is a {type(tower).__name__} without a 'layers' attribute; "
-                "pass a ttm_jax.towers.Tower, its state, or a list of (A, b) pairs"
+                "pass a ttm_jax.model.towers.Tower, its state, or a list of (A, b) pairs"
             )
         raw = [
             (_to_array(layer.kernel).T, None if layer.bias is None else _to_array(layer.bias))
@@ -162,7 +162,7 @@ def tower_layers(tower: Any) -> tuple[Layer, ...]:
         # The package reports every bad input as a ValueError naming the argument.
         raise ValueError(
             f"tower of type {type(tower).__name__} is not understood; pass a "
-            "ttm_jax.towers.Tower, its nnx.State, or a list of (A, b) pairs"
+            "ttm_jax.model.towers.Tower, its nnx.State, or a list of (A, b) pairs"
         )
     if not raw:
         raise ValueError("tower has no layers; a tower needs at least one (A, b) layer")
@@ -334,7 +334,7 @@ def _pairs_from_state(layers: Any) -> list[tuple[np.ndarray, np.ndarray | None]]
         if not isinstance(layer, Mapping) or "kernel" not in layer:
             raise ValueError(
                 f"tower state layer {index} has no 'kernel'; pass the state of a "
-                "ttm_jax.towers.Tower (nnx.state(tower))"
+                "ttm_jax.model.towers.Tower (nnx.state(tower))"
             )
         bias = layer.get("bias")
         # An nnx.Linear kernel is [in, out]: transpose to the paper's A_l [p_l, p_{l-1}].

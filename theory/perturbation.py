@@ -85,7 +85,7 @@ def activation_lipschitz(name: str) -> float:
     """Global Lipschitz constant ``sup_x |σ'(x)|`` of a tower activation.
 
     Args:
-      name: a key of ``ttm_jax.towers.ACTIVATIONS``.
+      name: a key of ``ttm_jax.model.towers.ACTIVATIONS``.
 
     Returns:
       The constant, rounded up (safe for a bound).
@@ -153,7 +153,7 @@ def perturbation_bound(
     (no ``Lip(σ)`` on the linear output layer, no ``+1`` for a layer without bias).
 
     Args:
-      tower: a ``ttm_jax.towers.Tower``, its ``nnx.State``, or a list of
+      tower: a ``ttm_jax.model.towers.Tower``, its ``nnx.State``, or a list of
         ``(A_l [p_l, p_{l-1}], b_l [p_l])`` pairs.
       delta: ``δ ≥ 0``, the sup-norm size of the parameter perturbation.
       activation: σ's name; read from a ``Tower`` module, required otherwise.

@@ -2,126 +2,59 @@
 
 ``R(x_u, x_i) = <f(x_u), g(x_i)>`` with neural towers ``f``, ``g`` trained by
 minibatch stochastic gradients on the penalised squared error (eq. 2 of the
-paper). See ``docs/index.md`` for a tour.
+paper). This namespace holds the names a user needs; the rest lives in the
+subpackages by role: :mod:`ttm_jax.data`, :mod:`ttm_jax.model`,
+:mod:`ttm_jax.optim`, :mod:`ttm_jax.training`, :mod:`ttm_jax.io`,
+:mod:`ttm_jax.serving`. See ``docs/index.md`` for a tour and
+``docs/architecture.md`` for the layout.
 """
 
-from ttm_jax.checkpoint import CheckpointError, FeatureSchema, SavedModel, load_model, save_model
-from ttm_jax.config import ModelConfig, TrainConfig
-from ttm_jax.data import RatingData, Split, cold_start_split, random_split
-from ttm_jax.datasets import load_movielens, load_yelp, read_movielens, read_yelp
-from ttm_jax.ensemble import EnsembleHistory, EnsembleResult, fit_ensemble
-from ttm_jax.evaluate import Evaluation, ExcessRisk, Metrics, evaluate, excess_risk, metrics
-from ttm_jax.holder import (
-    HolderMap,
-    TrigMap,
-    default_levels,
-    holder_map,
-    make_holder_synthetic,
-)
-from ttm_jax.inference import embed_items, embed_users, predict_pairs
-from ttm_jax.lambda_grid import PAPER_LAMBDAS, LambdaGridResult, fit_lambda_grid
-from ttm_jax.objective import penalty, soft_threshold
-from ttm_jax.parallel import data_parallel_mesh, fit_data_parallel, initialize_distributed
-from ttm_jax.recommend import (
-    EmbeddingTables,
-    ItemIndex,
-    Recommendations,
-    export_embeddings,
-    index_items,
-    recommend,
-    top_k,
-)
-from ttm_jax.regressor import TwoTowerRegressor
-from ttm_jax.synthetic import GroundTruth, SyntheticData, make_synthetic
-from ttm_jax.towers import ACTIVATIONS, Tower, TwoTower
-from ttm_jax.train import (
-    Batch,
-    FitResult,
-    History,
-    Tables,
-    TrainingDivergedError,
-    TrainState,
-    device_arrays,
-    fit,
-    init_model,
-    init_train_state,
-    make_optimizer,
-    make_schedule,
-    make_train_chunk,
-    make_train_step,
-    refit,
-    resolve_tower_mode,
-)
+from ttm_jax.config import ModelConfig as ModelConfig
+from ttm_jax.config import TrainConfig as TrainConfig
+from ttm_jax.data import RatingData as RatingData
+from ttm_jax.data import cold_start_split as cold_start_split
+from ttm_jax.data import load_movielens as load_movielens
+from ttm_jax.data import load_yelp as load_yelp
+from ttm_jax.data import make_holder_synthetic as make_holder_synthetic
+from ttm_jax.data import make_synthetic as make_synthetic
+from ttm_jax.data import random_split as random_split
+from ttm_jax.data import read_movielens as read_movielens
+from ttm_jax.data import read_yelp as read_yelp
+from ttm_jax.evaluate import evaluate as evaluate
+from ttm_jax.evaluate import excess_risk as excess_risk
+from ttm_jax.io import CheckpointError as CheckpointError
+from ttm_jax.io import load_model as load_model
+from ttm_jax.io import save_model as save_model
+from ttm_jax.io.folders import library_version
+from ttm_jax.model import TwoTower as TwoTower
+from ttm_jax.model import init_model as init_model
+from ttm_jax.protocols import holdout_then_refit as holdout_then_refit
+from ttm_jax.regressor import TwoTowerRegressor as TwoTowerRegressor
+from ttm_jax.serving import embed_items as embed_items
+from ttm_jax.serving import embed_users as embed_users
+from ttm_jax.serving import export_embeddings as export_embeddings
+from ttm_jax.serving import predict_pairs as predict_pairs
+from ttm_jax.serving import recommend as recommend
+from ttm_jax.serving import top_k as top_k
+from ttm_jax.training import FitResult as FitResult
+from ttm_jax.training import StopReason as StopReason
+from ttm_jax.training import TrainingDivergedError as TrainingDivergedError
+from ttm_jax.training import fit as fit
+from ttm_jax.training import fit_lambda_grid as fit_lambda_grid
+from ttm_jax.training import fit_members as fit_members
+
+#: The installed version of ttm_jax.
+__version__ = library_version()
 
 __all__ = [
-    "EnsembleHistory",
-    "LambdaGridResult",
-    "PAPER_LAMBDAS",
-    "fit_lambda_grid",
-    "EnsembleResult",
-    "HolderMap",
-    "TrigMap",
-    "default_levels",
-    "fit_ensemble",
-    "holder_map",
-    "make_holder_synthetic",
-    "CheckpointError",
-    "EmbeddingTables",
-    "ItemIndex",
-    "FeatureSchema",
-    "Recommendations",
-    "SavedModel",
-    "data_parallel_mesh",
-    "export_embeddings",
-    "index_items",
-    "fit_data_parallel",
-    "initialize_distributed",
-    "load_model",
-    "recommend",
-    "save_model",
-    "top_k",
-    "ACTIVATIONS",
-    "Batch",
-    "Evaluation",
-    "ExcessRisk",
-    "FitResult",
-    "GroundTruth",
-    "History",
-    "Metrics",
-    "ModelConfig",
-    "RatingData",
-    "Split",
-    "SyntheticData",
-    "Tables",
-    "Tower",
-    "TrainConfig",
-    "TrainState",
-    "TrainingDivergedError",
-    "TwoTower",
-    "TwoTowerRegressor",
-    "cold_start_split",
-    "embed_items",
-    "embed_users",
-    "evaluate",
-    "excess_risk",
-    "fit",
-    "refit",
-    "init_model",
-    "init_train_state",
-    "device_arrays",
-    "load_movielens",
-    "load_yelp",
-    "make_optimizer",
-    "make_schedule",
-    "make_synthetic",
-    "make_train_chunk",
-    "make_train_step",
-    "metrics",
-    "penalty",
-    "predict_pairs",
-    "random_split",
-    "read_movielens",
-    "read_yelp",
-    "resolve_tower_mode",
-    "soft_threshold",
+    # data
+    "RatingData", "cold_start_split", "load_movielens", "load_yelp", "make_holder_synthetic",
+    "make_synthetic", "random_split", "read_movielens", "read_yelp",
+    # model and its training
+    "ModelConfig", "TrainConfig", "TwoTower", "init_model",
+    "FitResult", "StopReason", "TrainingDivergedError", "fit", "fit_lambda_grid", "fit_members",
+    "holdout_then_refit", "TwoTowerRegressor",
+    # evaluation, serving, files
+    "evaluate", "excess_risk", "embed_items", "embed_users", "export_embeddings", "predict_pairs",
+    "recommend", "top_k", "CheckpointError", "load_model", "save_model",
 ]

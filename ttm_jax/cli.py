@@ -59,14 +59,27 @@ def _write_atomic(path: Path, text: str) -> None:
 def _cmd_fit(args) -> int:
     import jax
 
-    from ttm_jax.checkpoint import MODEL_FORMAT, FeatureSchema, _check_replaceable, save_model
     from ttm_jax.config import ModelConfig, TrainConfig
-    from ttm_jax.data import RatingData, random_split
-    from ttm_jax.tabular import check_covered, lookup_ids, read_covariates, read_ratings
-    from ttm_jax.train import TrainingDivergedError, fit, init_model, refit
+    from ttm_jax.data.ratings import RatingData
+    from ttm_jax.data.tabular import check_covered, lookup_ids, read_covariates, read_ratings
+    from ttm_jax.io.folders import check_writable
+    from ttm_jax.io.saved_model import MODEL_FORMAT, FeatureSchema, save_model
+    from ttm_jax.model.init import init_model
+    from ttm_jax.protocols import holdout_then_refit
+    from ttm_jax.training.fit import fit
+    from ttm_jax.training.results import TrainingDivergedError
 
     # Everything is read and checked before training, and the model is written
     # only after training succeeded.
+    model_config = ModelConfig(hidden=args.hidden, embedding_dim=args.embedding_dim,
+                               activation=args.activation)
+    train_config = TrainConfig(
+        max_epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
+        min_learning_rate=min(TrainConfig().min_learning_rate, args.learning_rate),
+        penalty_weight=args.penalty_weight, eval_every_epochs=args.eval_every,
+        patience=args.patience, max_seconds=args.max_seconds,
+    )
+    check_writable(args.model, MODEL_FORMAT)
     ratings = read_ratings(args.ratings, user_col=args.user_col, item_col=args.item_col,
                            rating_col=args.rating_col)
     users = read_covariates(args.user_features, id_col=args.user_col)
@@ -78,55 +91,36 @@ def _cmd_fit(args) -> int:
     if not args.allow_unrated:
         check_covered(users, ratings.users, used_in=ratings.path)
         check_covered(items, ratings.items, used_in=ratings.path)
-    model_config = ModelConfig(hidden=args.hidden, embedding_dim=args.embedding_dim,
-                               activation=args.activation)
-    train_config = TrainConfig(
-        max_epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
-        penalty_weight=args.penalty_weight, eval_every_epochs=args.eval_every,
-        patience=args.patience, max_seconds=args.max_seconds,
-    )
     data = RatingData(users.features, items.features, u_rows, i_rows, ratings.ratings)
-    _check_replaceable(Path(args.model), MODEL_FORMAT)
-    if args.validation_fraction > 0:
-        split = random_split(data, args.validation_fraction, seed=args.seed)
-        train, validation = split.train, split.test
-    else:
-        train, validation = data, None
 
     init_key, fit_key = jax.random.split(jax.random.key(args.seed))
-    model = init_model(model_config, train, key=init_key)
+    progress = False if args.no_progress else None
     try:
-        result = fit(model, train, validation, train_config, key=fit_key,
-                     progress=not args.no_progress, checkpoint_dir=args.checkpoint_dir,
-                     checkpoint_every=args.checkpoint_every)
+        if args.validation_fraction > 0:
+            out = holdout_then_refit(
+                model_config, data, train_config, validation_fraction=args.validation_fraction,
+                refit_all=not args.no_refit, split_seed=args.seed, init_key=init_key,
+                key=fit_key, progress=progress, checkpoint_dir=args.checkpoint_dir,
+                checkpoint_every=args.checkpoint_every)
+            result, model_out = out.selection, out.model
+            refit_epochs = None if out.refit is None else int(out.refit.epochs_run)
+        else:
+            model = init_model(model_config, data, key=init_key)
+            result = fit(model, data, None, train_config, key=fit_key, progress=progress,
+                         checkpoint_dir=args.checkpoint_dir,
+                         checkpoint_every=args.checkpoint_every)
+            model_out, refit_epochs = result.model, None
     except TrainingDivergedError as err:
-        print(f"ttm_jax: error: {err}; nothing was saved", file=sys.stderr)
+        hint = " (--no-refit saves the early-stopped model)" if err.selection is not None else ""
+        print(f"ttm_jax: error: {err}; nothing was saved{hint}", file=sys.stderr)
         return 1
-    model_out, refit_epochs = result.model, None
-    if validation is not None and not args.no_refit:
-        # As TwoTowerRegressor(): the hold-out chose the epochs; the saved model
-        # learns from every rating (benchmarks/RESULTS.md §7 measures the gain).
-        try:
-            again = refit(model_config, data, train_config, result.best_epoch,
-                          init_key=init_key, key=fit_key, progress=not args.no_progress,
-                          # A sibling, not a subfolder: each save replaces the whole
-                          # checkpoint folder of the first fit.
-                          checkpoint_dir=(None if args.checkpoint_dir is None else
-                                          Path(args.checkpoint_dir).with_name(
-                                              Path(args.checkpoint_dir).name + "-refit")),
-                          checkpoint_every=args.checkpoint_every)
-        except TrainingDivergedError as err:
-            print(f"ttm_jax: error: the refit on all ratings: {err}; nothing was saved "
-                  "(--no-refit saves the early-stopped model)", file=sys.stderr)
-            return 1
-        model_out, refit_epochs = again.model, int(again.epochs_run)
 
     schema = FeatureSchema(users.features.shape[1], items.features.shape[1],
                            users.columns, items.columns)
     summary = {
         "epochs_run": result.epochs_run, "best_epoch": result.best_epoch,
         "best_val_rmse": None if np.isnan(result.best_val_rmse) else result.best_val_rmse,
-        "stop_reason": result.stop_reason, "seconds": round(result.seconds, 3),
+        "stop_reason": str(result.stop_reason), "seconds": round(result.seconds, 3),
         "seed": args.seed, "n_ratings": data.n_ratings, "refit_epochs": refit_epochs,
     }
     path = save_model(
@@ -140,7 +134,7 @@ def _cmd_fit(args) -> int:
         metadata={"columns": {"user": args.user_col, "item": args.item_col,
                               "rating": args.rating_col},
                   "fit": summary,
-                  "train_config": {k: v for k, v in vars(train_config).items()}},
+                  "train_config": dict(vars(train_config))},
     )
     val = summary["best_val_rmse"]
     print(f"fitted on {data.n_ratings} ratings ({data.n_users} users, {data.n_items} items): "
@@ -159,7 +153,7 @@ class _Stored:
     """A model folder written by ``fit``: the model and its training tables."""
 
     def __init__(self, folder: str):
-        from ttm_jax.checkpoint import CheckpointError, load_model
+        from ttm_jax.io import CheckpointError, load_model
 
         saved = load_model(folder)
         need = ("user_ids", "item_ids", "user_features", "item_features", "rated_users",
@@ -180,7 +174,7 @@ class _Stored:
 
     def covariates(self, side: str, path: str | None):
         """``(ids, features)``: the training table, extended/overridden by ``path``'s rows."""
-        from ttm_jax.tabular import read_covariates
+        from ttm_jax.data.tabular import read_covariates
 
         ids = self.user_ids if side == "user" else self.item_ids
         feats = self.user_features if side == "user" else self.item_features
@@ -201,9 +195,9 @@ class _Stored:
 
 
 def _cmd_evaluate(args) -> int:
-    from ttm_jax.data import RatingData
+    from ttm_jax.data.ratings import RatingData
+    from ttm_jax.data.tabular import lookup_ids, read_ratings
     from ttm_jax.evaluate import evaluate
-    from ttm_jax.tabular import lookup_ids, read_ratings
 
     stored = _Stored(args.model)
     cols = stored.columns
@@ -235,7 +229,7 @@ def _cmd_evaluate(args) -> int:
 
 
 def _read_id_list(path: str, column: str) -> np.ndarray:
-    from ttm_jax.tabular import TabularError, read_table
+    from ttm_jax.data.tabular import TabularError, read_table
 
     p = Path(path)
     if p.suffix.lower() in (".csv", ".tsv", ".parquet", ".pq"):
@@ -248,9 +242,9 @@ def _read_id_list(path: str, column: str) -> np.ndarray:
 
 
 def _cmd_recommend(args) -> int:
-    from ttm_jax.inference import embed_items, embed_users
-    from ttm_jax.recommend import top_k
-    from ttm_jax.tabular import TabularError
+    from ttm_jax.data.tabular import TabularError
+    from ttm_jax.serving.inference import embed_items, embed_users
+    from ttm_jax.serving.recommend import top_k
 
     stored = _Stored(args.model)
     cols = stored.columns
@@ -258,7 +252,7 @@ def _cmd_recommend(args) -> int:
     item_ids, item_x = stored.covariates("item", args.item_features)
     if args.item_features is not None:
         # Candidates: exactly the items of the given catalogue file.
-        from ttm_jax.tabular import read_table
+        from ttm_jax.data.tabular import read_table
 
         cat = read_table(args.item_features, (cols["item"],))[cols["item"]].to_numpy(dtype=str)
         cand = np.flatnonzero(np.isin(item_ids, cat))
@@ -271,7 +265,7 @@ def _cmd_recommend(args) -> int:
         wanted = _read_id_list(args.users_file, cols["user"])
         source = args.users_file
     elif args.user_features is not None:
-        from ttm_jax.tabular import read_table
+        from ttm_jax.data.tabular import read_table
 
         wanted = read_table(args.user_features, (cols["user"],))[cols["user"]].to_numpy(dtype=str)
         source = args.user_features
@@ -329,7 +323,7 @@ def _csv_field(value: str) -> str:
 
 
 def _cmd_embeddings(args) -> int:
-    from ttm_jax.recommend import export_embeddings
+    from ttm_jax.serving.recommend import export_embeddings
 
     stored = _Stored(args.model)
     user_ids, user_x = stored.covariates("user", args.user_features)
@@ -461,13 +455,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit status (2 for bad input)."""
-    from ttm_jax.checkpoint import CheckpointError
-    from ttm_jax.tabular import TabularError
+    from ttm_jax.data.tabular import TabularError
+    from ttm_jax.io import CheckpointError, OutputPathError
 
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)
-    except (TabularError, CheckpointError, ValueError, FileNotFoundError) as err:
+    except (TabularError, CheckpointError, OutputPathError, ValueError, FileNotFoundError) as err:
         print(f"ttm_jax: error: {err}", file=sys.stderr)
         return 2
 

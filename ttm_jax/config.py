@@ -1,19 +1,22 @@
-"""Frozen configuration for the two-tower model and its training.
+"""Frozen configuration of the model (:class:`ModelConfig`) and of its training (:class:`TrainConfig`).
 
-Defaults are the configuration that measured best on the paper's synthetic
-study (see ``benchmarks/RESULTS.md``, "Default configuration"); the paper's own
-recipe is :meth:`TrainConfig.paper`.
+The defaults are the configuration that measured best on validation data in
+the paper's synthetic study (``benchmarks/RESULTS.md`` §1); the paper's own
+towers and recipe are :meth:`ModelConfig.paper` and :meth:`TrainConfig.paper`.
+Every field is checked on construction, types included, by :mod:`ttm_jax.checks`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
 
-from ttm_jax.towers import ACTIVATIONS
+from ttm_jax import checks
 
-__all__ = ["ModelConfig", "TrainConfig", "PENALTIES", "OPTIMIZERS", "TOWER_MODES"]
+__all__ = ["ACTIVATION_NAMES", "OPTIMIZERS", "PENALTIES", "TOWER_MODES", "ModelConfig", "TrainConfig"]
 
+#: The activations σ a tower may use (``ttm_jax.model.ACTIVATIONS`` maps them to functions);
+#: ``relu`` and ``sigmoid`` are the paper's.
+ACTIVATION_NAMES = ("relu", "sigmoid", "silu", "tanh", "gelu", "softplus", "identity")
 PENALTIES = ("l2", "l1", "none")
 OPTIMIZERS = ("adam", "adamw", "sgd")
 TOWER_MODES = ("auto", "entity", "rating")
@@ -27,11 +30,15 @@ class ModelConfig:
       hidden: hidden widths ``p_1..p_{L-1}`` of each tower; the tower has
         ``len(hidden) + 1`` layers ``U(f)`` (the paper: four hidden layers of 50).
       embedding_dim: ``p``, the width of the linear output layer (paper: 30).
-      activation: σ, one of ``ttm_jax.towers.ACTIVATIONS``.
+      activation: σ, one of :data:`ACTIVATION_NAMES`.
       standardize: standardise each covariate column to mean 0, variance 1
         (statistics from the training users/items) inside the model.
       center_ratings: score ``mean(r) + <f, g>`` with the training mean as a
         fixed offset, instead of the bare dot product.
+
+    Every field is checked on construction (types included): ``hidden="64"``
+    or ``embedding_dim=2.5`` raise :class:`ttm_jax.checks.InvalidArgument`
+    naming the field.
     """
 
     hidden: tuple[int, ...] = (200, 200)
@@ -41,21 +48,23 @@ class ModelConfig:
     center_ratings: bool = True
 
     def __post_init__(self):
-        object.__setattr__(self, "hidden", tuple(int(w) for w in self.hidden))
-        if any(w < 1 for w in self.hidden):
-            raise ValueError(f"hidden={self.hidden} must hold widths >= 1")
-        if self.embedding_dim < 1:
-            raise ValueError(f"embedding_dim={self.embedding_dim} must be >= 1")
-        if self.activation not in ACTIVATIONS:
-            raise ValueError(
-                f"activation={self.activation!r} is not known; choose one of {sorted(ACTIVATIONS)}"
-            )
+        object.__setattr__(self, "hidden", checks.integer_tuple("hidden", self.hidden))
+        checks.integer("embedding_dim", self.embedding_dim, low=1)
+        checks.choice("activation", self.activation, ACTIVATION_NAMES)
+        for name in ("standardize", "center_ratings"):
+            if not isinstance(getattr(self, name), bool):
+                raise checks.InvalidArgument(
+                    f"{name}={getattr(self, name)!r} must be True or False")
 
     @classmethod
     def paper(cls) -> ModelConfig:
         """SPEC §6's towers: 5 layers, 50 hidden units, 30 outputs, ReLU, raw inputs."""
         return cls(hidden=(50, 50, 50, 50), embedding_dim=30, activation="relu",
                    standardize=False, center_ratings=False)
+
+    def replace(self, **changes) -> ModelConfig:
+        """A copy with ``changes`` applied (and checked)."""
+        return dataclasses.replace(self, **changes)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,36 +74,41 @@ class TrainConfig:
     Attributes:
       optimizer: ``"adam"``, ``"adamw"`` (decoupled weight decay equal to
         ``penalty_weight``, in place of the penalty gradient) or ``"sgd"``.
-      learning_rate: initial step size.
+      learning_rate: initial step size ``η_0``.
       decay_rate: multiply the step size by this every ``decay_epochs`` epochs
         (``1.0``: constant).
       decay_epochs: epochs between decays.
       decay_begin_epochs: epochs at the full step size before the decay starts
         (after any warm-up).
-      min_learning_rate: floor of the decayed step size.
+      min_learning_rate: floor of the decayed step size; at most
+        ``learning_rate`` when the step decays.
       warmup_epochs: linear warm-up from 0 over this many epochs.
       batch_size: ``|M|``, ratings per step, sampled uniformly from Ω.
-      max_epochs: budget in epochs (one epoch = ``|Ω| / batch_size`` steps),
+      max_epochs: budget in epochs (one epoch = ``⌈|Ω| / batch_size⌉`` steps),
         trained exactly: when ``eval_every_epochs`` does not divide it, the last
         validation check comes after the remainder.
       penalty: ``J``: ``"l2"`` (Σ‖A‖²_F + ‖b‖²), ``"l1"`` (Σ|A| + |b|) or ``"none"``.
       penalty_weight: ``λ``.
-      proximal: for ``"l1"``, apply the penalty by soft-thresholding after each
-        step, ``w ← sign(w) max(|w| − η_t λ, 0)``, instead of by its
-        subgradient, so weights reach exact zeros and ``Z(f)`` becomes
-        informative. With ``optimizer="sgd"`` this is the exact proximal
-        gradient step; with Adam the threshold ``η_t λ`` is small next to
-        Adam's normalised steps, so few weights settle at zero: use SGD.
-      eval_every_epochs: epochs between validation checks (and progress updates).
+      proximal: for ``"l1"``, apply the penalty by a proximal (soft-threshold)
+        step after each update instead of by its subgradient, so that weights
+        reach exact zeros and ``Z(f)`` becomes informative. With SGD the
+        threshold is ``η_t λ`` (the exact proximal gradient step); with Adam it
+        is preconditioned like Adam's step, ``η_t λ / (√v̂ + ε)``, so zeros
+        appear with Adam too (:func:`ttm_jax.optim.proximal_l1`).
+      eval_every_epochs: epochs between validation checks (and progress
+        reports). A first check at epoch 0 scores the initial model.
       patience: validation checks without improvement before early stopping.
       min_delta: improvement in validation RMSE that counts as one.
       tower_mode: how tower outputs are computed per step: ``"entity"`` (every
         user and item once, then gather), ``"rating"`` (once per rating in the
         batch) or ``"auto"`` (entity when ``n_users + n_items <= 2 * batch_size``;
         see ``benchmarks/train_speed.py``).
-      max_seconds: wall-clock budget; training stops (keeping the best
-        parameters) when exceeded. ``None``: no limit.
+      max_seconds: wall-clock budget in seconds; training stops (keeping the
+        best parameters) when exceeded. ``None``: no limit.
       grad_clip: clip the global gradient norm to this (``None``: no clipping).
+
+    Every field is checked on construction, types included (``batch_size=32.0``
+    raises :class:`ttm_jax.checks.InvalidArgument` naming ``batch_size``).
     """
 
     optimizer: str = "adam"
@@ -117,31 +131,31 @@ class TrainConfig:
     grad_clip: float | None = None
 
     def __post_init__(self):
-        if self.optimizer not in OPTIMIZERS:
-            raise ValueError(f"optimizer={self.optimizer!r}: choose one of {OPTIMIZERS}")
-        if self.penalty not in PENALTIES:
-            raise ValueError(f"penalty={self.penalty!r}: choose one of {PENALTIES}")
-        if self.tower_mode not in TOWER_MODES:
-            raise ValueError(f"tower_mode={self.tower_mode!r}: choose one of {TOWER_MODES}")
+        checks.choice("optimizer", self.optimizer, OPTIMIZERS)
+        checks.choice("penalty", self.penalty, PENALTIES)
+        checks.choice("tower_mode", self.tower_mode, TOWER_MODES)
         for name in ("learning_rate", "decay_rate", "decay_epochs"):
-            v = getattr(self, name)
-            if not (math.isfinite(v) and v > 0):
-                raise ValueError(f"{name}={v} must be positive and finite")
+            checks.real(name, getattr(self, name), low=0.0, low_open=True)
         for name in ("min_learning_rate", "warmup_epochs", "decay_begin_epochs", "penalty_weight",
                      "min_delta"):
-            v = getattr(self, name)
-            if not (math.isfinite(v) and v >= 0):
-                raise ValueError(f"{name}={v} must be >= 0 and finite")
+            checks.real(name, getattr(self, name), low=0.0)
         for name in ("batch_size", "max_epochs", "eval_every_epochs", "patience"):
-            v = getattr(self, name)
-            if int(v) != v or v < 1:
-                raise ValueError(f"{name}={v} must be a positive integer")
+            checks.integer(name, getattr(self, name), low=1)
+        if not isinstance(self.proximal, bool):
+            raise checks.InvalidArgument(f"proximal={self.proximal!r} must be True or False")
         if self.proximal and self.penalty != "l1":
-            raise ValueError("proximal=True applies to penalty='l1' only; set penalty='l1'")
-        if self.max_seconds is not None and not self.max_seconds > 0:
-            raise ValueError(f"max_seconds={self.max_seconds} must be positive or None")
-        if self.grad_clip is not None and not self.grad_clip > 0:
-            raise ValueError(f"grad_clip={self.grad_clip} must be positive or None")
+            raise checks.InvalidArgument(
+                "proximal=True applies to penalty='l1' only; set penalty='l1'")
+        checks.optional_real("max_seconds", self.max_seconds, low=0.0, low_open=True)
+        checks.optional_real("grad_clip", self.grad_clip, low=0.0, low_open=True)
+        if self.decay_rate < 1 and self.min_learning_rate > self.learning_rate:
+            # The floor would *raise* the step size above the one asked for.
+            raise checks.InvalidArgument(
+                f"min_learning_rate={self.min_learning_rate:g} exceeds "
+                f"learning_rate={self.learning_rate:g}; the decayed step is floored at "
+                "min_learning_rate, so lower it (e.g. min_learning_rate="
+                f"{self.learning_rate / 10:g})"
+            )
 
     @classmethod
     def paper(cls, **overrides) -> TrainConfig:
@@ -165,4 +179,5 @@ class TrainConfig:
         return cls(**base)
 
     def replace(self, **changes) -> TrainConfig:
+        """A copy with ``changes`` applied (and checked)."""
         return dataclasses.replace(self, **changes)

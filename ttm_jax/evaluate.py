@@ -8,9 +8,9 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ttm_jax.data import RatingData
-from ttm_jax.inference import predict_pairs
-from ttm_jax.towers import TwoTower
+from ttm_jax.data.ratings import RatingData
+from ttm_jax.model.towers import TwoTower
+from ttm_jax.serving.inference import predict_pairs
 
 __all__ = ["Metrics", "Evaluation", "ExcessRisk", "evaluate", "metrics", "excess_risk"]
 

@@ -15,16 +15,18 @@ replacement from all ``n_users × n_items`` pairs.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import NamedTuple
 
 import numpy as np
 
-from ttm_jax.data import RatingData
+from ttm_jax.data.ratings import RatingData
 
 __all__ = [
     "GroundTruth",
     "SyntheticData",
+    "TrigMap",
     "make_synthetic",
     "sample_pairs",
     "sample_intrinsic_covariates",
@@ -70,11 +72,24 @@ class SyntheticData(NamedTuple):
 
 
 def sample_intrinsic_covariates(
-    n: int, ambient_dim: int, intrinsic_dim: int, rng: np.random.Generator
+    n: int, ambient_dim: int, intrinsic_dim: int, rng: np.random.Generator,
+    dtype=np.float32,
 ) -> np.ndarray:
-    """SPEC §6 covariates ``[n, D]``: ``d`` free Uniform[0,1] coordinates, repeated cyclically."""
+    """SPEC §6 covariates ``[n, D]``: ``x_1..x_d`` iid Uniform[0,1], ``x_l = x_{l-d}`` for ``l > d``.
+
+    The one sampler of the library and of :mod:`theory` (whose
+    ``known_sets.spec_covariates`` calls it): the support is a ``d``-dimensional
+    cube inside ``[0,1]^D``, of Minkowski dimension ``d``.
+
+    Args:
+      n: rows (users or items).
+      ambient_dim: ``D``.
+      intrinsic_dim: ``d <= D``.
+      rng: the generator to draw from.
+      dtype: of the result (float32 for models, float64 for dimension estimates).
+    """
     free = rng.uniform(0.0, 1.0, size=(n, intrinsic_dim))
-    return free[:, np.arange(ambient_dim) % intrinsic_dim].astype(np.float32)
+    return free[:, np.arange(ambient_dim) % intrinsic_dim].astype(dtype)
 
 
 def sample_pairs(
@@ -144,17 +159,39 @@ def assemble_synthetic(
     return SyntheticData(RatingData(x_u, x_i, user_ids, item_ids, ratings), truth)
 
 
-def _trig_map(coef_sin, coef_cos, coef_prod):
-    def f(x: np.ndarray) -> np.ndarray:
-        x = np.asarray(x, np.float64)
-        two_pi_x = 2.0 * np.pi * x
-        return (
-            np.sin(two_pi_x) @ coef_sin.T
-            + np.cos(two_pi_x) @ coef_cos.T
-            + (x[:, :-1] * x[:, 1:]) @ coef_prod.T
-        )
+@dataclasses.dataclass(frozen=True)
+class TrigMap:
+    """SPEC §6's trigonometric map of the first ``m`` coordinates (analytic: β = ∞).
 
-    return f
+    ``f_j(z) = Σ_{l<m} A_jl sin(2π z_l) + B_jl cos(2π z_l) + Σ_{l<m−1} C_jl z_l z_{l+1}``
+    with ``z = x[:, :m]``; call on ``x [n, D ≥ m]``, returns ``[n, p]`` float64.
+    :func:`make_synthetic` reads all ``m = D`` ambient coordinates (SPEC §6 as
+    written); :func:`~ttm_jax.data.holder.make_holder_synthetic` reads the
+    ``m = d`` free ones.
+
+    Attributes:
+      coef_sin, coef_cos: ``[p, m]``; coef_prod: ``[p, m − 1]``.
+    """
+
+    coef_sin: np.ndarray
+    coef_cos: np.ndarray
+    coef_prod: np.ndarray
+
+    @property
+    def intrinsic_dim(self) -> int:
+        """``m``, the number of leading coordinates the map reads."""
+        return int(self.coef_sin.shape[1])
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x, np.float64)
+        d = self.intrinsic_dim
+        if x.ndim != 2 or x.shape[1] < d:
+            raise ValueError(f"x has shape {x.shape}; expected [n, D] with D >= intrinsic_dim={d}")
+        z = x[:, :d]
+        out = np.sin(2 * np.pi * z) @ self.coef_sin.T + np.cos(2 * np.pi * z) @ self.coef_cos.T
+        if d > 1:
+            out = out + (z[:, :-1] * z[:, 1:]) @ self.coef_prod.T
+        return out
 
 
 def _check_positive_int(name: str, value: int) -> None:
@@ -224,8 +261,8 @@ def make_synthetic(
             rng.uniform(-c, c, (p, D - 1)),
         )
 
-    f_star = _trig_map(*coefs())
-    g_star = _trig_map(*coefs())
+    f_star = TrigMap(*coefs())
+    g_star = TrigMap(*coefs())
     x_u = sample_intrinsic_covariates(n_users, D, intrinsic_dim, rng)
     x_i = sample_intrinsic_covariates(n_items, D, intrinsic_dim, rng)
     u_ids, i_ids = sample_pairs(n_users, n_items, n_ratings, rng)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-__all__ = ["penalty", "soft_threshold", "squared_error"]
+__all__ = ["penalty", "squared_error"]
 
 
 def penalty(params, kind: str) -> jax.Array:
@@ -28,13 +28,6 @@ def penalty(params, kind: str) -> jax.Array:
     if kind == "l1":
         return sum(jnp.sum(jnp.abs(x)) for x in leaves)
     raise ValueError(f"penalty kind={kind!r}: choose 'l2', 'l1' or 'none'")
-
-
-def soft_threshold(params, threshold: jax.Array):
-    """Proximal map of ``threshold · ‖·‖₁``: ``sign(w) max(|w| − t, 0)`` leafwise."""
-    return jax.tree_util.tree_map(
-        lambda w: jnp.sign(w) * jnp.maximum(jnp.abs(w) - threshold.astype(w.dtype), 0), params
-    )
 
 
 def squared_error(pred: jax.Array, target: jax.Array) -> jax.Array:

@@ -19,7 +19,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ttm_jax.data import RatingData
+from ttm_jax.data.ratings import RatingData
 
 __all__ = [
     "append_one_hot_ids",

@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from ttm_jax.towers import TwoTower
+from ttm_jax.model.towers import TwoTower
 
 __all__ = ["embed_users", "embed_items", "predict_pairs"]
 

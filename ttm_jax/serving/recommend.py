@@ -25,9 +25,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ttm_jax.data import RatingData
-from ttm_jax.inference import embed_items, embed_users
-from ttm_jax.towers import TwoTower
+from ttm_jax.data.ratings import RatingData
+from ttm_jax.model.towers import TwoTower
+from ttm_jax.serving.inference import embed_items, embed_users
 
 __all__ = [
     "EmbeddingTables",

@@ -1,4 +1,4 @@
-"""The two towers of the paper's eq. 1 as Flax NNX modules.
+"""The two towers of the paper's eq. 1 as Flax NNX modules, and the score of a pair.
 
 A tower is an L-layer fully-connected network ``f(x) = h_L ∘ … ∘ h_1(x)`` with
 ``h_l(x) = σ(A_l x + b_l)`` for the hidden layers and a linear output layer of
@@ -29,7 +29,7 @@ __all__ = [
     "Offset",
 ]
 
-#: Activations a tower may use, by name. ``relu`` and ``sigmoid`` are the paper's.
+#: Activations a tower may use, by name (the names are :data:`ttm_jax.config.ACTIVATION_NAMES`).
 ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
     "relu": jax.nn.relu,
     "sigmoid": jax.nn.sigmoid,
@@ -39,6 +39,7 @@ ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
     "softplus": jax.nn.softplus,
     "identity": lambda x: x,
 }
+
 
 class Standardizer(nnx.Variable):
     """Non-trainable preprocessing state (per-feature mean or scale)."""
@@ -110,6 +111,12 @@ class Tower(nnx.Module):
             h = sigma(layer(h))
         return self.layers[-1](h)
 
+    def describe(self) -> dict:
+        """The architecture as plain data: input width ``D``, layer widths, σ."""
+        return {"in_features": self.in_features,
+                "widths": [int(layer.kernel.shape[1]) for layer in self.layers],
+                "activation": self.activation}
+
     def set_standardization(self, mean: jax.Array, scale: jax.Array) -> None:
         """Set the input standardisation ``(x - mean) / scale``, both ``[D]``."""
         self.mean[...] = jnp.asarray(mean, jnp.float32).reshape(self.in_features)
@@ -156,6 +163,10 @@ class TwoTower(nnx.Module):
             rngs=rngs,
         )
         self.offset = Offset(jnp.zeros((), jnp.float32))
+
+    def describe(self) -> dict:
+        """The architecture as plain data (both towers' :meth:`Tower.describe`)."""
+        return {"user_tower": self.user_tower.describe(), "item_tower": self.item_tower.describe()}
 
     def embed_users(self, x_u: jax.Array) -> jax.Array:
         """``f(x_u)``: user covariates ``[n, D_u]`` → embeddings ``[n, p]``."""

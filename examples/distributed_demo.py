@@ -2,20 +2,21 @@
 
 Launch two processes on this machine and check they train as one device would::
 
-    python -m ttm_jax.distributed_demo --launch 2 --out /tmp/demo.npz
+    python examples/distributed_demo.py --launch 2 --out /tmp/demo.npz
 
 or start each process yourself (on one host or several; same command, its own
 ``--process-id``; the coordinator is process 0's host and a free port)::
 
-    python -m ttm_jax.distributed_demo --coordinator host0:12355 --num-processes 2 --process-id 0
-    python -m ttm_jax.distributed_demo --coordinator host0:12355 --num-processes 2 --process-id 1
+    python examples/distributed_demo.py --coordinator host0:12355 --num-processes 2 --process-id 0
+    python examples/distributed_demo.py --coordinator host0:12355 --num-processes 2 --process-id 1
 
 Every process builds the same synthetic data from the same seed (in real use,
 each reads the same files), joins the job with
-:func:`ttm_jax.parallel.initialize_distributed` (gloo collectives on CPU), and
-trains with :func:`ttm_jax.parallel.fit_data_parallel` over the devices of all
-processes. Process 0 writes the test-set predictions and the validation curve
-to ``--out``.
+:func:`ttm_jax.training.initialize_distributed` (gloo collectives on CPU), and
+trains with :func:`ttm_jax.fit` over a mesh of the devices of all processes
+(``mesh=data_parallel_mesh()``: the same loop, with the arrays placed on the
+mesh). Process 0 writes the test-set predictions and the validation curve to
+``--out``.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ __all__ = ["DemoProblem", "demo_problem", "launch", "main"]
 class DemoProblem(NamedTuple):
     """The example's data and settings, the same in every process."""
 
-    split: object  # ttm_jax.Split
+    split: object  # ttm_jax.data.Split
     model_config: object  # ttm_jax.ModelConfig
     train_config: object  # ttm_jax.TrainConfig
     init_seed: int
@@ -59,20 +60,20 @@ def demo_problem() -> DemoProblem:
 
 def worker(coordinator: str, num_processes: int, process_id: int, out: str | None) -> None:
     """One process of the job: join, train data-parallel, and (process 0) save the result."""
-    from ttm_jax.parallel import initialize_distributed
+    from ttm_jax.training.distributed import initialize_distributed
 
     initialize_distributed(coordinator, num_processes, process_id, initialization_timeout=120)
     import jax
     import numpy as np
 
     import ttm_jax as ttm
-    from ttm_jax.parallel import data_parallel_mesh, fit_data_parallel
+    from ttm_jax.training import data_parallel_mesh
 
     p = demo_problem()
     model = ttm.init_model(p.model_config, p.split.train, key=jax.random.key(p.init_seed))
     mesh = data_parallel_mesh()
-    res = fit_data_parallel(model, p.split.train, p.split.validation, p.train_config,
-                            key=jax.random.key(p.fit_seed), mesh=mesh, progress=False)
+    res = ttm.fit(model, p.split.train, p.split.validation, p.train_config,
+                  key=jax.random.key(p.fit_seed), mesh=mesh, progress=False)
     print(f"process {jax.process_index()}/{jax.process_count()}: {mesh.devices.size} devices in "
           f"all, {jax.local_device_count()} here; validation RMSE {res.best_val_rmse:.5f}",
           flush=True)
@@ -101,7 +102,7 @@ def launch(num_processes: int, out: str | None, *, timeout: float = 300.0) -> No
     coordinator = f"127.0.0.1:{_free_port()}"
     procs = []
     for pid in range(num_processes):
-        cmd = [sys.executable, "-m", "ttm_jax.distributed_demo", "--coordinator", coordinator,
+        cmd = [sys.executable, os.path.abspath(__file__), "--coordinator", coordinator,
                "--num-processes", str(num_processes), "--process-id", str(pid)]
         if out and pid == 0:
             cmd += ["--out", out]
@@ -135,7 +136,7 @@ def launch(num_processes: int, out: str | None, *, timeout: float = 300.0) -> No
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m ttm_jax.distributed_demo",
+        prog="python examples/distributed_demo.py",
         description="Multi-process data-parallel training of the two-tower model (example).")
     parser.add_argument("--launch", type=int, metavar="N",
                         help="start N processes on localhost and wait for them")

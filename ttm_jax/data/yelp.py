@@ -54,7 +54,7 @@ from typing import NamedTuple
 import numpy as np
 import scipy.sparse
 
-from ttm_jax.data import RatingData
+from ttm_jax.data.ratings import RatingData
 
 __all__ = [
     "YELP_FILES",

@@ -65,8 +65,9 @@ from functools import lru_cache
 
 import numpy as np
 
-from ttm_jax.synthetic import (
+from ttm_jax.data.synthetic import (
     SyntheticData,
+    TrigMap,
     assemble_synthetic,
     sample_intrinsic_covariates,
     sample_pairs,
@@ -74,7 +75,6 @@ from ttm_jax.synthetic import (
 
 __all__ = [
     "HolderMap",
-    "TrigMap",
     "default_levels",
     "holder_map",
     "make_holder_synthetic",
@@ -235,38 +235,7 @@ class HolderMap:
         return out
 
 
-@dataclasses.dataclass(frozen=True)
-class TrigMap:
-    """SPEC §6's trigonometric map on the ``d`` free coordinates (β = ∞).
-
-    ``f_j(z) = Σ_{l<d} A_jl sin(2π z_l) + B_jl cos(2π z_l) + Σ_{l<d−1} C_jl z_l z_{l+1}``;
-    call on ``x [n, D]`` (reads ``x[:, :d]``), returns ``[n, p]`` float64.
-
-    Attributes:
-      coef_sin, coef_cos: ``[p, d]``; coef_prod: ``[p, d − 1]``.
-    """
-
-    coef_sin: np.ndarray
-    coef_cos: np.ndarray
-    coef_prod: np.ndarray
-
-    @property
-    def intrinsic_dim(self) -> int:
-        return int(self.coef_sin.shape[1])
-
-    def __call__(self, x: np.ndarray) -> np.ndarray:
-        x = np.asarray(x, np.float64)
-        d = self.intrinsic_dim
-        if x.ndim != 2 or x.shape[1] < d:
-            raise ValueError(f"x has shape {x.shape}; expected [n, D] with D >= intrinsic_dim={d}")
-        z = x[:, :d]
-        out = np.sin(2 * np.pi * z) @ self.coef_sin.T + np.cos(2 * np.pi * z) @ self.coef_cos.T
-        if d > 1:
-            out = out + (z[:, :-1] * z[:, 1:]) @ self.coef_prod.T
-        return out
-
-
-def _trig_map(intrinsic_dim: int, embedding_dim: int, amplitude: float, seed: int) -> TrigMap:
+def _random_trig_map(intrinsic_dim: int, embedding_dim: int, amplitude: float, seed: int) -> TrigMap:
     d, p = intrinsic_dim, embedding_dim
     # E f_j² = (c²/3) (d · (1/2 + 1/2) + (d − 1) E[z_l² z_{l+1}²]) with E z² z'² = 1/9.
     c = amplitude * math.sqrt(3.0 / (d + (d - 1) / 9.0))
@@ -329,7 +298,7 @@ def holder_map(
     amplitude = _check_positive("amplitude", amplitude)
     seed = _check_int("seed", seed, 0)
     if math.isinf(beta):
-        return _trig_map(d, p, amplitude, seed)
+        return _random_trig_map(d, p, amplitude, seed)
     levels = _check_int("levels", levels, 0, _MAX_LEVELS)
     return HolderMap(beta, d, p, levels, amplitude, seed)
 

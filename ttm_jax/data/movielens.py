@@ -56,7 +56,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ttm_jax.data import RatingData
+from ttm_jax.data.ratings import RatingData
 
 __all__ = [
     "GENRES",

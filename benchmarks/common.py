@@ -1,0 +1,125 @@
+"""What the benchmark scripts share: one result cache, one statistics helper, the machine.
+
+Each script imports this module as ``common`` (the scripts run from this folder,
+which Python puts on ``sys.path``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import platform
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["ResultCache", "key_hash", "machine", "mean_se"]
+
+
+def key_hash(*parts) -> str:
+    """A short stable hash of JSON-serialisable ``parts`` (10 hex digits)."""
+    return hashlib.sha1(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:10]
+
+
+class ResultCache:
+    """One JSON file per result in ``folder``, so an interrupted benchmark resumes.
+
+    An entry stored with a ``key`` (everything that determines the result:
+    configuration, code path, data, seeds) is reused only while the key is the
+    same, so a changed default can never reuse an old figure; the entry is
+    recomputed and replaced otherwise. Writes are atomic (a temporary file
+    renamed into place).
+    """
+
+    def __init__(self, folder: str | os.PathLike):
+        self.folder = Path(folder)
+
+    def path(self, name: str) -> Path:
+        return self.folder / f"{name}.json"
+
+    def load(self, name: str, key: dict | None = None):
+        """The cached result of ``name`` (``None`` if absent, or stored under another key)."""
+        path = self.path(name)
+        try:
+            blob = json.loads(path.read_text())
+        except (OSError, ValueError):  # absent, or cut short by a crash
+            return None
+        if key is None:
+            return blob
+        if not isinstance(blob, dict) or blob.get("key") != json.loads(json.dumps(key)):
+            return None
+        return blob["result"]
+
+    def store(self, name: str, value, key: dict | None = None) -> None:
+        path = self.path(name)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(value if key is None else {"key": key, "result": value},
+                                  indent=None if key is None else 1, default=str))
+        tmp.replace(path)  # atomic: an interrupted run never leaves half a file
+
+    def get(self, name: str, compute: Callable[[], object], key: dict | None = None):
+        """The cached result of ``name``, or ``compute()``'s, stored for next time."""
+        value = self.load(name, key)
+        if value is None:
+            value = compute()
+            self.store(name, value, key)
+        return value
+
+
+def mean_se(values: Iterable[float | None]) -> tuple[float, float]:
+    """Mean and standard error (``sd / √n``, ``ddof=1``) of the values that are not ``None``;
+    NaN for what cannot be computed (no value; one value has no standard error)."""
+    xs = np.asarray([v for v in values if v is not None], np.float64)
+    if xs.size == 0:
+        return math.nan, math.nan
+    se = float(xs.std(ddof=1) / math.sqrt(xs.size)) if xs.size > 1 else math.nan
+    return float(xs.mean()), se
+
+
+def machine() -> dict:
+    """The machine a figure was measured on: CPU, cores, platform, JAX's first device."""
+    import jax
+
+    dev = jax.devices()[0]
+    return {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
+            "platform": platform.platform(), "device": f"{dev.device_kind} ({dev.platform})"}
+
+
+def time_train_chunk(model, data, config, mode: str, steps: int, repeats: int) -> dict:
+    """Time the library's jitted training chunk (``steps`` steps of one model per dispatch).
+
+    Returns the first call's seconds (compilation included), every later call's
+    seconds, the best of them (the least-disturbed repeat on a shared machine),
+    and the last minibatch MSE (a check that the chunk trained).
+    """
+    import math
+    import time
+
+    import jax
+
+    from ttm_jax.training import device_arrays, init_train_state, make_train_chunk
+
+    spe = max(1, math.ceil(data.n_ratings / config.batch_size))
+    graphdef, state = init_train_state(model, config, spe)
+    states = jax.tree_util.tree_map(lambda x: x[None], state)
+    chunk = make_train_chunk(graphdef, config, mode, spe, steps)
+    tables, train = device_arrays(data)
+
+    def run(seed):
+        nonlocal states
+        t0 = time.perf_counter()
+        states, mse = chunk(states, tables, train, jax.random.key_data(jax.random.key(seed))[None])
+        mse.block_until_ready()
+        return time.perf_counter() - t0, mse
+
+    first, _ = run(0)
+    times = []
+    for r in range(repeats):
+        seconds, mse = run(r + 1)
+        times.append(seconds)
+    return {"first_s": first, "seconds_all": times, "seconds_best": min(times),
+            "final_mse": float(mse[0, -1])}

@@ -1,0 +1,99 @@
+"""The optimiser of a :class:`TrainConfig`, its hyperparameters injected into its state.
+
+:func:`make_optimizer` wraps the optax chain in ``optax.inject_hyperparams`` so
+that the initial step size ``η_0`` and the penalty weight ``λ`` are arrays in
+the optimiser state rather than constants of the compiled step. One compiled
+step then serves every member of a batch trained under ``vmap`` with its own
+``λ`` (the paper's grid), its own step size, or its own AdamW decay, and the
+training loop never recompiles when they change.
+
+``λ`` is read where the configuration applies it: by the loss (eq. 2's
+``λ J``, :func:`ttm_jax.training.step`), as AdamW's decoupled decay, or as the
+proximal L1 step's strength (:func:`ttm_jax.optim.proximal_l1`).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from ttm_jax.config import TrainConfig
+from ttm_jax.optim.proximal import proximal_l1
+from ttm_jax.optim.schedule import make_schedule
+
+__all__ = ["Hyperparams", "hyperparams_of", "make_optimizer", "with_hyperparams"]
+
+
+class Hyperparams(NamedTuple):
+    """The hyperparameters a member of a batched fit may hold on its own.
+
+    Attributes:
+      learning_rate: ``η_0``, the peak of the step-size schedule.
+      penalty_weight: ``λ``.
+
+    Each is a float32 scalar for one model, or ``[r]`` for ``r`` members.
+    """
+
+    learning_rate: jax.Array
+    penalty_weight: jax.Array
+
+    @classmethod
+    def of(cls, config: TrainConfig) -> Hyperparams:
+        """The configuration's own values, as float32 scalars."""
+        return cls(jnp.asarray(config.learning_rate, jnp.float32),
+                   jnp.asarray(config.penalty_weight, jnp.float32))
+
+
+def make_optimizer(config: TrainConfig, steps_per_epoch: int) -> optax.GradientTransformation:
+    """The optax transformation for ``config``: clipping, the optimiser, the scheduled step.
+
+    ``adam`` is ``chain(scale_by_adam, scale_by_learning_rate(η_t))`` as
+    ``optax.adam``; ``adamw`` inserts ``add_decayed_weights(λ)`` as ``optax.adamw``;
+    ``sgd`` is ``scale_by_learning_rate(η_t)``; with ``proximal=True`` the update
+    ends with :func:`~ttm_jax.optim.proximal_l1`. ``η_0`` and ``λ`` are injected
+    (``optax.inject_hyperparams``): see :func:`with_hyperparams`.
+
+    Example:
+      >>> tx = make_optimizer(TrainConfig(optimizer="adamw"), steps_per_epoch=10)
+      >>> state = tx.init(params)
+      >>> state = with_hyperparams(state, Hyperparams(jnp.float32(1e-2), jnp.float32(1e-4)))
+    """
+
+    def factory(learning_rate, penalty_weight):
+        schedule = make_schedule(config, steps_per_epoch, peak=learning_rate)
+        parts = []
+        if config.grad_clip is not None:
+            parts.append(optax.clip_by_global_norm(config.grad_clip))
+        if config.optimizer in ("adam", "adamw"):
+            parts.append(optax.scale_by_adam())
+        if config.optimizer == "adamw":
+            parts.append(optax.add_decayed_weights(penalty_weight))
+        parts.append(optax.scale_by_learning_rate(schedule))
+        tx = optax.chain(*parts)
+        if config.proximal:
+            tx = proximal_l1(tx, penalty_weight, schedule,
+                             precondition=config.optimizer != "sgd")
+        return tx
+
+    initial = Hyperparams.of(config)
+    return optax.inject_hyperparams(factory)(learning_rate=initial.learning_rate,
+                                             penalty_weight=initial.penalty_weight)
+
+
+def hyperparams_of(opt_state) -> Hyperparams:
+    """The :class:`Hyperparams` held by a state of :func:`make_optimizer`."""
+    h = opt_state.hyperparams
+    return Hyperparams(h["learning_rate"], h["penalty_weight"])
+
+
+def with_hyperparams(opt_state, values: Hyperparams):
+    """``opt_state`` with its injected hyperparameters replaced by ``values``
+    (float32 scalars, or ``[r]`` for a state stacked over ``r`` members)."""
+    hyper = dict(opt_state.hyperparams)
+    for name, value in values._asdict().items():
+        hyper[name] = jnp.asarray(value, jnp.float32).reshape(np.shape(hyper[name]))
+    return opt_state._replace(hyperparams=hyper)

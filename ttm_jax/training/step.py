@@ -1,0 +1,272 @@
+"""The pure core of training: state and batch types, the jitted step, and the scan chunk.
+
+:func:`make_train_step` returns a jitted ``step(state, tables, batch) -> (state, mse)``
+over arrays only, built from ``nnx.split`` state (the functional pattern of
+Flax's NNX examples). :func:`make_train_chunk` runs ``n_steps`` of it per
+dispatch with ``jax.lax.scan``, drawing each minibatch uniformly (with
+replacement) from Ω inside the scan, and ``vmap``s it over a leading axis of
+``r`` members (:mod:`ttm_jax.training.engine` trains every fit that way, a
+single one being ``r = 1``). The penalty weight ``λ`` and the step size live
+in the optimiser state (:mod:`ttm_jax.optim`), so members may differ in them.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax import nnx
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
+
+from ttm_jax.config import TrainConfig
+from ttm_jax.data.ratings import RatingData
+from ttm_jax.model.objective import penalty, squared_error
+from ttm_jax.model.towers import TwoTower, score
+from ttm_jax.optim.optimizer import Hyperparams, make_optimizer, with_hyperparams
+
+__all__ = [
+    "Batch",
+    "Cadence",
+    "Tables",
+    "TrainState",
+    "cadence",
+    "check_epochs",
+    "device_arrays",
+    "init_train_state",
+    "make_train_chunk",
+    "make_train_step",
+    "make_validation_rmse",
+    "resolve_tower_mode",
+]
+
+#: The name of the device-mesh axis over which minibatches are split.
+DATA_AXIS = "data"
+
+
+class Tables(NamedTuple):
+    """Covariate tables on device: ``user_x [n_users, D_u]``, ``item_x [n_items, D_i]``."""
+
+    user_x: jax.Array
+    item_x: jax.Array
+
+
+class Batch(NamedTuple):
+    """Aligned ratings: ``user_ids [B]``, ``item_ids [B]`` (int32), ``ratings [B]`` (float32)."""
+
+    user_ids: jax.Array
+    item_ids: jax.Array
+    ratings: jax.Array
+
+
+class TrainState(NamedTuple):
+    """Everything that changes during training, as arrays.
+
+    ``params`` is the ``nnx.Param`` state of the model; ``rest`` its
+    non-trainable state (standardisation, offset), carried so that the step
+    can rebuild the model with ``nnx.merge``; ``opt_state`` holds the
+    optimiser's moments and its injected :class:`~ttm_jax.optim.Hyperparams`;
+    ``step`` counts the steps taken.
+    """
+
+    params: nnx.State
+    rest: nnx.State
+    opt_state: optax.OptState
+    step: jax.Array
+
+
+class Cadence(NamedTuple):
+    """How a run's steps are grouped: ``steps_per_epoch = ⌈|Ω| / B⌉``, the steps
+    run per dispatch between validation checks (``eval_every_epochs`` epochs), and
+    the number of training checks that ``max_epochs`` allows."""
+
+    steps_per_epoch: int
+    steps_per_check: int
+    n_checks: int
+
+
+def cadence(config: TrainConfig, n_ratings: int) -> Cadence:
+    """The :class:`Cadence` of training ``config`` on ``n_ratings`` ratings (``|Ω|``)."""
+    steps_per_epoch = max(1, math.ceil(n_ratings / config.batch_size))
+    return Cadence(steps_per_epoch, steps_per_epoch * config.eval_every_epochs,
+                   math.ceil(config.max_epochs / config.eval_every_epochs))
+
+
+def check_epochs(config: TrainConfig, check: int) -> tuple[int, float]:
+    """Epochs trained before validation check ``check`` (0-based), and the epoch
+    count at that check: ``eval_every_epochs`` each, except that the last check
+    takes only what remains of ``max_epochs``, so that a run trains exactly
+    ``max_epochs`` epochs whether or not they are a multiple of
+    ``eval_every_epochs`` (that last, shorter chunk compiles once more)."""
+    start = check * config.eval_every_epochs
+    n = min(config.eval_every_epochs, config.max_epochs - start)
+    return n, float(start + n)
+
+
+def resolve_tower_mode(mode: str, n_users: int, n_items: int, batch_size: int) -> str:
+    """``"auto"`` → ``"entity"`` when computing every tower output once per step
+    is no dearer than twice per rating (``n_users + n_items <= 2 B``), else ``"rating"``."""
+    if mode != "auto":
+        return mode
+    return "entity" if n_users + n_items <= 2 * batch_size else "rating"
+
+
+def device_arrays(data: RatingData) -> tuple[Tables, Batch]:
+    """``data`` as device arrays: its covariate :class:`Tables` and all of Ω as one :class:`Batch`."""
+    return (Tables(jnp.asarray(data.user_features), jnp.asarray(data.item_features)),
+            Batch(jnp.asarray(data.user_ids), jnp.asarray(data.item_ids),
+                  jnp.asarray(data.ratings)))
+
+
+def init_train_state(model: TwoTower, config: TrainConfig, steps_per_epoch: int,
+                     hyperparams: Hyperparams | None = None):
+    """``(graphdef, TrainState)`` at step 0: ``model`` split by ``nnx.split`` into its
+    ``nnx.Param`` state and the rest, with fresh optimiser state for ``config``
+    holding ``hyperparams`` (default: the configuration's own)."""
+    graphdef, params, rest = nnx.split(model, nnx.Param, ...)
+    tx = make_optimizer(config, steps_per_epoch)
+    # optax's init mixes int and float scalars, which strict promotion refuses.
+    with jax.numpy_dtype_promotion("standard"):
+        opt_state = tx.init(params)
+    if hyperparams is not None:
+        opt_state = with_hyperparams(opt_state, hyperparams)
+    return graphdef, TrainState(params, rest, opt_state, jnp.zeros((), jnp.int32))
+
+
+def _loss_fn(graphdef, config: TrainConfig, mode: str):
+    # AdamW and the proximal L1 step apply λ outside the gradient.
+    in_loss = config.penalty != "none" and config.optimizer != "adamw" and not config.proximal
+
+    def loss(params, rest, lam, tables: Tables, batch: Batch):
+        model = nnx.merge(graphdef, params, rest)
+        if mode == "entity":
+            u_emb = model.embed_users(tables.user_x)
+            i_emb = model.embed_items(tables.item_x)
+            pred = score(u_emb[batch.user_ids], i_emb[batch.item_ids], model.offset[...])
+        else:
+            pred = model(tables.user_x[batch.user_ids], tables.item_x[batch.item_ids])
+        mse = squared_error(pred, batch.ratings)
+        total = mse + lam * penalty(params, config.penalty) if in_loss else mse
+        return total, mse
+
+    return loss
+
+
+def _step_body(graphdef, config: TrainConfig, mode: str, steps_per_epoch: int):
+    tx = make_optimizer(config, steps_per_epoch)
+    grad_fn = jax.value_and_grad(_loss_fn(graphdef, config, mode), has_aux=True)
+
+    def step(state: TrainState, tables: Tables, batch: Batch):
+        lam = state.opt_state.hyperparams["penalty_weight"]
+        (_, mse), grads = grad_fn(state.params, state.rest, lam, tables, batch)
+        # optax mixes int step counts with float decay rates, which strict
+        # promotion (on in the tests, to check this library) would refuse.
+        with jax.numpy_dtype_promotion("standard"):
+            updates, opt_state = tx.update(grads, state.opt_state, state.params)
+            params = optax.apply_updates(state.params, updates)
+        return TrainState(params, state.rest, opt_state, state.step + 1), mse
+
+    return step
+
+
+@functools.lru_cache(maxsize=64)
+def make_train_step(graphdef, config: TrainConfig, mode: str, steps_per_epoch: int):
+    """A jitted ``step(state, tables, batch) -> (state, mse)`` for one model.
+
+    Args:
+      graphdef: the model's ``nnx.GraphDef`` (from ``nnx.split``).
+      config: training configuration (optimiser, schedule, penalty).
+      mode: ``"entity"`` or ``"rating"`` (see :func:`resolve_tower_mode`).
+      steps_per_epoch: sets the schedule's time scale.
+
+    ``mse`` is the minibatch's mean squared error (eq. 2's data term, without
+    the penalty). Cached: the same arguments return the same compiled function.
+    """
+    return jax.jit(_step_body(graphdef, config, mode, steps_per_epoch))
+
+
+@functools.lru_cache(maxsize=64)
+def make_train_chunk(graphdef, config: TrainConfig, mode: str, steps_per_epoch: int,
+                     n_steps: int, *, shared_data: bool = True, mesh=None,
+                     key_impl: str = "threefry2x32"):
+    """A jitted ``chunk(states, tables, train, key_data) -> (states, mse [r, n_steps])``
+    that advances ``r`` members by ``n_steps`` steps in one dispatch.
+
+    Args:
+      graphdef, config, mode, steps_per_epoch: as :func:`make_train_step`.
+      n_steps: steps per dispatch (``lax.scan``).
+      shared_data: the members train on the same ``tables`` and ``train``
+        (a λ grid, or one fit); ``False``: each member has its own, stacked on
+        a leading ``[r]`` axis (replications on independent data sets).
+      mesh: a one-axis ``jax.sharding.Mesh`` (axis ``"data"``) over which each
+        minibatch is split, data-parallel; the state and data are replicated
+        (:mod:`ttm_jax.training.distributed`). ``None``: one device.
+      key_impl: the PRNG implementation of the keys whose raw data is passed.
+
+    ``states`` is a :class:`TrainState` stacked over ``r`` members; ``key_data``
+    ``[r, ...]`` the raw data of one key per member (``jax.random.key_data``:
+    plain integers, which replicate across processes like any array). Step ``t``
+    draws ``batch_size`` positions of Ω uniformly with replacement from
+    ``fold_in(key, t)``, so a member draws the same minibatches whatever the
+    other members are, and on however many devices.
+    """
+    step = _step_body(graphdef, config, mode, steps_per_epoch)
+    batch_size = config.batch_size
+    sharded = None if mesh is None else NamedSharding(mesh, P(DATA_AXIS))
+
+    def one(state: TrainState, tables: Tables, train: Batch, key_data):
+        n = train.ratings.shape[0]
+        key = jax.random.wrap_key_data(key_data, impl=key_impl)
+
+        def body(state, t):
+            idx = jax.random.randint(jax.random.fold_in(key, t), (batch_size,), 0, n)
+            if sharded is not None:
+                idx = jax.lax.with_sharding_constraint(idx, sharded)
+            batch = Batch(train.user_ids[idx], train.item_ids[idx], train.ratings[idx])
+            return step(state, tables, batch)
+
+        return jax.lax.scan(body, state, jnp.arange(n_steps, dtype=jnp.int32))
+
+    data_axis = None if shared_data else 0
+    batched = jax.vmap(one, in_axes=(0, data_axis, data_axis, 0))
+
+    def chunk(states: TrainState, tables: Tables, train: Batch, key_data):
+        if states.step.shape[0] > 1:
+            return batched(states, tables, train, key_data)
+        # One member: the unbatched computation, so that a single fit runs (and
+        # rounds) exactly as a plain scan, without vmap's batched contractions.
+        squeeze = functools.partial(jax.tree_util.tree_map, lambda x: x[0])
+        state, mses = one(squeeze(states), *((tables, train) if shared_data
+                                             else squeeze((tables, train))), key_data[0])
+        return jax.tree_util.tree_map(lambda x: x[None], (state, mses))
+
+    if mesh is None:
+        return jax.jit(chunk)
+    return jax.jit(chunk, out_shardings=NamedSharding(mesh, P()))
+
+
+@functools.lru_cache(maxsize=64)
+def make_validation_rmse(graphdef, mode: str, *, shared_data: bool = True):
+    """A jitted ``rmse(params, rest, tables, val) -> [r]``: each member's RMSE on ``val``.
+
+    In ``"entity"`` mode every user and item is embedded once and gathered; in
+    ``"rating"`` mode (many entities, e.g. iid pairs) only the validation rows
+    are embedded, ``|validation|`` tower passes instead of ``n_users + n_items``.
+    ``shared_data`` as in :func:`make_train_chunk`.
+    """
+
+    def one(params, rest, tables: Tables, val: Batch):
+        model = nnx.merge(graphdef, params, rest)
+        if mode == "entity":
+            pred = score(model.embed_users(tables.user_x)[val.user_ids],
+                         model.embed_items(tables.item_x)[val.item_ids], model.offset[...])
+        else:
+            pred = model(tables.user_x[val.user_ids], tables.item_x[val.item_ids])
+        return jnp.sqrt(squared_error(pred, val.ratings))
+
+    data_axis = None if shared_data else 0
+    return jax.jit(jax.vmap(one, in_axes=(0, 0, data_axis, data_axis)))
