@@ -43,6 +43,7 @@ import warnings
 from typing import NamedTuple
 
 import numpy as np
+from scipy import stats
 
 __all__ = [
     "DimensionEstimate",
@@ -404,14 +405,17 @@ def _distinct_rows(unit: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _slope(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
-    if x.size < 2:
+    """Least-squares slope of ``y`` on ``x`` and its standard error.
+
+    NaN for both with fewer than two points or no spread in ``x`` (no slope), and
+    a NaN standard error with exactly two (a line through two points has no
+    residual to estimate it from, where ``linregress`` would report 0).
+    """
+    if x.size < 2 or np.all(x == x[0]):
         return math.nan, math.nan
-    xc = x - x.mean()
-    sxx = float(np.sum(xc**2))
-    if sxx == 0:
-        return math.nan, math.nan
-    slope = float(np.sum(xc * (y - y.mean())) / sxx)
-    if x.size < 3:
-        return slope, math.nan
-    residual = y - y.mean() - slope * xc
-    return slope, math.sqrt(float(np.sum(residual**2)) / (x.size - 2) / sxx)
+    if np.all(y == y[0]):
+        # A flat curve (a finite set's plateau) is an exact fit of slope 0; linregress
+        # reports NaN there because its correlation coefficient is 0/0.
+        return 0.0, 0.0 if x.size >= 3 else math.nan
+    fit = stats.linregress(x, y)
+    return float(fit.slope), float(fit.stderr) if x.size >= 3 else math.nan
