@@ -192,3 +192,35 @@ def test_bad_box_counting_options_raise_naming_the_option():
         box_counting_dimension(points, order=0, max_fill=0.0)
     with pytest.raises(ValueError, match="ratio"):
         box_counting_dimension(points, ratio=1.0)
+
+
+# Hostile inputs: each estimator answers correctly, says it cannot, or refuses `points`.
+
+LATTICE_50 = np.stack(np.meshgrid(np.arange(50), np.arange(50)), -1).reshape(-1, 2)
+
+
+def rounded_square(n: int, decimals: int) -> np.ndarray:
+    return np.round(np.random.default_rng(0).uniform(size=(n, 2)), decimals)
+
+
+@pytest.mark.parametrize("estimator", [twonn_dimension, mle_dimension])
+@pytest.mark.parametrize("spacing", [1.0, 0.1])  # 0.1 · i is not exact in binary
+def test_neighbour_estimators_refuse_a_lattice(estimator, spacing):
+    # Every point of a 50 × 50 lattice has 2 to 4 neighbours at one distance: μ = 1.
+    # At spacing 0.1 the ties differ in the last bits, and TwoNN read 5e14, "resolved".
+    estimate = estimator(LATTICE_50 * spacing)
+    assert not estimate.resolved
+    assert np.isnan(estimate.dimension)
+    assert "lattice" in estimate.reason and "ties" in estimate.reason
+
+
+@pytest.mark.parametrize("estimator", [twonn_dimension, mle_dimension])
+def test_neighbour_estimators_refuse_data_rounded_to_their_neighbour_scale(estimator):
+    # 2,000 points of the square rounded to 2 decimals: neighbours sit 0.01 apart on a
+    # grid, TwoNN read 3.6 (truth 2) and called it resolved.
+    coarse = estimator(rounded_square(2_000, 2))
+    assert not coarse.resolved and np.isnan(coarse.dimension)
+    assert "rounded" in coarse.reason
+    # Rounding far below the neighbour scale is harmless and is not refused.
+    fine = estimator(rounded_square(2_000, 5))
+    assert fine.resolved and abs(fine.dimension - 2.0) <= 0.15

@@ -70,8 +70,10 @@ class DimensionEstimate(NamedTuple):
         For box counting it is the regression's: it measures how straight the
         log-log curve is over the fitted scales, not the sampling variability.
       resolved: whether the sample resolves the set over enough scales for the
-        estimate to mean what it says; when False, read ``dimension`` as a
-        lower bound and see ``reason``.
+        estimate to mean what it says; when False, see ``reason``. Box
+        counting's ``dimension`` is then a lower bound at best; the
+        nearest-neighbour estimators return NaN when the sample is discretised
+        (ties between neighbour distances), since ties bias them upwards.
       method: the estimator, e.g. ``"box counting (q=0)"``.
       n_points: number of sample points used.
       scales: ``[m]`` the scales in the fit, in the data's units (box side ε
