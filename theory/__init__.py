@@ -6,7 +6,8 @@
   samples of sets with known dimension.
 * :mod:`theory.bounds`: Theorems 1 and 2 (exponent, rate, prescribed towers).
 * :mod:`theory.perturbation`, :mod:`theory.entropy`: Lemmas 2 and 3.
-* :mod:`theory.rates`: fitting a measured rate and comparing it with Theorem 2.
+* :mod:`theory.rates`: fitting a measured rate and comparing it with Theorem 2
+  (one-sided).
 
 See ``docs/theory.md`` for each function's link to the paper.
 """
