@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from theory import fit_rate, rate_consistent, theorem2_exponent
+from theory import Ordering, fit_rate, rate_consistent, rate_ordering, theorem2_exponent
 
 SIZES = np.array([2_000, 5_000, 10_000, 20_000, 50_000, 100_000], dtype=np.float64)
 
@@ -163,3 +163,42 @@ def test_per_replication_needs_replications_as_columns():
     long_n = np.repeat(SIZES, 5)
     with pytest.raises(ValueError, match=r"\[k, r\]"):
         fit_rate(long_n, planted_errors(0, 0.3).reshape(-1), method="per_replication")
+
+
+# Orderings are claimed from intervals only.
+
+
+def test_rates_with_disjoint_intervals_are_ordered():
+    fast = fit_rate(SIZES, planted_errors(5, 0.5), method="per_replication")
+    slow = fit_rate(SIZES, planted_errors(6, 0.2), method="per_replication")
+    assert rate_ordering(fast, slow) == Ordering(True, "a", rate_ordering(fast, slow).reason)
+    assert rate_ordering(slow, fast).faster == "b"
+    assert "disjoint" in rate_ordering(fast, slow).reason
+
+
+def test_overlapping_intervals_order_nothing_even_when_the_estimates_differ():
+    a = fit_rate(SIZES, planted_errors(7, 0.30, noise=0.4), method="per_replication")
+    b = fit_rate(SIZES, planted_errors(8, 0.32, noise=0.4), method="per_replication")
+    assert a.exponent != b.exponent
+    ordering = rate_ordering(a, b)
+    assert not ordering.resolved and ordering.faster is None
+    assert "overlap" in ordering.reason
+
+
+def test_rate_ordering_errs_rarely_when_the_rates_are_equal():
+    # Same planted exponent: any resolved ordering is an error, allowed at most 5%
+    # of the time for two 95% intervals (2.5% per side of each interval).
+    wrong = sum(
+        rate_ordering(fit_rate(SIZES, planted_errors(2 * s, 0.3)),
+                      fit_rate(SIZES, planted_errors(2 * s + 1, 0.3))).resolved
+        for s in range(100)
+    )
+    assert wrong <= 10, wrong
+
+
+def test_rate_ordering_refuses_what_is_not_a_fit():
+    fit = fit_rate(SIZES, planted_errors(0, 0.3))
+    with pytest.raises(ValueError, match="fit_b must be a RateFit"):
+        rate_ordering(fit, 0.3)
+    with pytest.raises(ValueError, match="fit_a has the interval"):
+        rate_ordering(fit._replace(ci_low=float("nan")), fit)

@@ -15,6 +15,10 @@ an interval entirely below the prediction contradicts it.
 :func:`rate_consistent` checks ``ci_high ≥ predicted``. Consistency never
 confirms the predicted rate, and a check that the measured exponent *equals*
 the prediction would test something the theorem does not claim.
+
+Two measured rates are ordered only by their intervals: :func:`rate_ordering`
+calls one faster than the other when the intervals are disjoint, and
+otherwise says that the data do not order them.
 """
 
 from __future__ import annotations
@@ -25,9 +29,24 @@ from typing import NamedTuple
 import numpy as np
 from scipy import stats
 
-__all__ = ["RateFit", "fit_rate", "rate_consistent"]
+__all__ = ["Ordering", "RateFit", "fit_rate", "rate_consistent", "rate_ordering"]
 
 _METHODS = ("regression", "bootstrap", "per_replication")
+
+
+class Ordering(NamedTuple):
+    """Which of two measured rates is faster, claimed only from their intervals.
+
+    Attributes:
+      resolved: whether the intervals are disjoint, so that the data order the rates.
+      faster: ``"a"`` or ``"b"``, the fit with the larger exponent (the faster
+        decay of the error), or ``None`` when unresolved.
+      reason: the two intervals and what they do or do not show.
+    """
+
+    resolved: bool
+    faster: str | None
+    reason: str
 
 
 class RateFit(NamedTuple):
@@ -246,6 +265,69 @@ def rate_consistent(fit: RateFit, predicted: float) -> bool:
       True
     """
     return bool(fit.ci_high >= _checked_exponent("predicted", predicted))
+
+
+def rate_ordering(fit_a: RateFit, fit_b: RateFit) -> Ordering:
+    """Order two measured rates by their confidence intervals alone.
+
+    One rate is called faster only when the intervals do not overlap. The
+    claim is then wrong only if an interval misses its true exponent on the
+    side facing the other, so for equal-tailed intervals at levels ``1 − α_a``
+    and ``1 − α_b`` it errs with probability at most ``(α_a + α_b)/2`` (5% for
+    two 95% intervals), whether or not the two fits are independent. Point
+    estimates are never compared: overlapping intervals are reported as
+    unresolved however far apart the exponents are.
+
+    Args:
+      fit_a, fit_b: :class:`RateFit` results, e.g. for two dimensions ``d``
+        (Theorem 2 predicts the smaller ``d`` to be faster).
+
+    Returns:
+      An :class:`Ordering`.
+
+    Raises:
+      ValueError: when an argument has no finite interval ``ci_low ≤ ci_high``.
+
+    Example::
+
+      >>> fast = RateFit(0.6, 0.05, 0.5, 0.7, 0.95, 1.0, 0.0, "regression", 6, 30, None, None)
+      >>> slow = RateFit(0.3, 0.05, 0.2, 0.4, 0.95, 1.0, 0.0, "regression", 6, 30, None, None)
+      >>> rate_ordering(fast, slow).faster, rate_ordering(slow, fast).faster
+      ('a', 'b')
+      >>> close = slow._replace(ci_high=0.55)
+      >>> rate_ordering(fast, close).resolved
+      False
+    """
+    intervals = {}
+    for name, fit in (("fit_a", fit_a), ("fit_b", fit_b)):
+        try:
+            low, high, level = float(fit.ci_low), float(fit.ci_high), float(fit.confidence)
+        except (AttributeError, TypeError, ValueError):
+            raise ValueError(
+                f"{name} must be a RateFit (from fit_rate); got {type(fit).__name__}"
+            ) from None
+        if not (math.isfinite(low) and math.isfinite(high) and low <= high):
+            raise ValueError(
+                f"{name} has the interval [{low}, {high}]; ordering needs a finite "
+                "ci_low <= ci_high"
+            )
+        intervals[name] = (low, high, level)
+    (a_low, a_high, a_level), (b_low, b_high, b_level) = intervals["fit_a"], intervals["fit_b"]
+    shown = (f"a's {a_level:.0%} interval [{a_low:.3g}, {a_high:.3g}], "
+             f"b's {b_level:.0%} interval [{b_low:.3g}, {b_high:.3g}]")
+    error_rate = ((1.0 - a_level) + (1.0 - b_level)) / 2.0
+    if a_low > b_high or b_low > a_high:
+        faster = "a" if a_low > b_high else "b"
+        return Ordering(
+            True, faster,
+            f"{shown} are disjoint: {faster} is faster (wrong with probability at most "
+            f"{error_rate:.1%} for equal-tailed intervals)",
+        )
+    return Ordering(
+        False, None,
+        f"{shown} overlap: the data do not order the two rates (more replications or a "
+        "wider range of |Ω| narrow the intervals)",
+    )
 
 
 def _checked_exponent(name: str, value: float) -> float:
