@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from scipy.integrate import quad
 from scipy.special import comb
 
 from ttm_jax import RatingData, excess_risk
@@ -19,6 +21,42 @@ from ttm_jax.data.holder import (
     make_holder_synthetic,
     smooth_fade,
 )
+
+
+def fade_by_hand(t: float) -> float:
+    """``w(t) = s(1 − t) / (s(t) + s(1 − t))``, ``s(t) = exp(−1/t)`` for t > 0 and 0 otherwise."""
+    def s(u: float) -> float:
+        return math.exp(-1.0 / u) if u > 0 else 0.0
+    return s(1.0 - t) / (s(t) + s(1.0 - t))
+
+
+def holder_by_hand(f: HolderMap, z: np.ndarray) -> np.ndarray:
+    """``f(z)`` for one point ``z [d]``, straight from the definition in ``ttm_jax/holder.py``:
+
+        f_j(z) = a / N · Σ_{k=0}^{K} 2^{−kβ} Σ_{c ∈ {0..2^k}^d} ξ_{jkc} Φ(2^k z − c),
+
+    ``Φ(u) = Π_m w(|u_m|)`` on ``[−1, 1]^d`` and ``N² = ρ^d Σ_k 2^{−2kβ}``,
+    ``ρ = ∫_0^1 w² + (1 − w)²``. The signs ``ξ_{jkc}`` are the map's random draws;
+    they are read where the definition pins them down, at the lattice point
+    ``c / 2^k`` itself (``Φ(0) = 1`` and ``Φ`` vanishes at every other lattice
+    point), with ``f.level``. Everything else is recomputed here.
+    """
+    d, beta = f.intrinsic_dim, f.smoothness
+    rho = quad(lambda t: fade_by_hand(t) ** 2 + (1.0 - fade_by_hand(t)) ** 2, 0.0, 1.0,
+               epsabs=1e-14, epsrel=1e-14)[0]
+    norm = math.sqrt(rho**d * sum(2.0 ** (-2 * k * beta) for k in range(f.levels + 1)))
+    total = np.zeros(f.embedding_dim)
+    for k in range(f.levels + 1):
+        u = 2.0**k * z
+        near = [range(max(0, math.floor(um) - 1), min(2**k, math.floor(um) + 1) + 1) for um in u]
+        for corner in itertools.product(*near):
+            offsets = np.abs(u - np.array(corner))
+            if np.any(offsets >= 1.0):
+                continue
+            bump = math.prod(fade_by_hand(t) for t in offsets)
+            sign = f.level(np.array(corner, np.float64)[None, :] / 2.0**k, k)[0]
+            total += 2.0 ** (-k * beta) * sign * bump
+    return f.amplitude / norm * total
 
 
 def test_returns_the_make_synthetic_interface():
@@ -56,8 +94,13 @@ def test_table_design_samples_pairs_without_replacement():
 def test_noise_free_ratings_are_the_truth_and_noise_has_its_variance():
     data, truth = make_holder_synthetic(20_000, smoothness=1.0, intrinsic_dim=2,
                                         noise_var=0.0, seed=2)
-    clean = truth.rating(data.user_features, data.item_features)
-    np.testing.assert_allclose(data.ratings, clean, rtol=1e-5, atol=1e-6)
+    # r = <f*(x_u), g*(x_i)>, with f* and g* evaluated by hand (first 20 ratings).
+    clean = [
+        holder_by_hand(truth.user_map, data.user_features[u, :2].astype(np.float64))
+        @ holder_by_hand(truth.item_map, data.item_features[i, :2].astype(np.float64))
+        for u, i in zip(data.user_ids[:20], data.item_ids[:20])
+    ]
+    np.testing.assert_allclose(data.ratings[:20], clean, rtol=1e-6, atol=1e-7)  # float32 ratings
     noisy, truth2 = make_holder_synthetic(20_000, smoothness=1.0, intrinsic_dim=2,
                                           noise_var=0.3, seed=2)
     resid = noisy.ratings - truth2.rating(noisy.user_features, noisy.item_features)
@@ -160,16 +203,30 @@ def test_modulus_of_smoothness_scales_like_h_to_the_beta(beta):
     assert slope == pytest.approx(beta, abs=0.15)
 
 
-def test_levels_add_detail_at_their_own_scale():
-    f = holder_map(1.0, 2, 2, levels=3, seed=0)
+@pytest.mark.parametrize("beta, d", [(1.0, 2), (0.5, 3), (1.7, 1)])
+def test_map_is_its_definition_evaluated_by_hand(beta, d):
+    f = holder_map(beta, d, 2, levels=3, amplitude=0.7, seed=0)
     assert isinstance(f, HolderMap)
-    z = np.random.default_rng(0).uniform(size=(500, 2))
-    total = sum(2.0 ** -k * f.level(z, k) for k in range(4)) * f.amplitude / f.normalizer
-    np.testing.assert_allclose(f(z), total, rtol=1e-12)
-    # Level k is constant-sign-interpolation on the lattice 2^-k Z^2: at lattice
-    # points it equals ±1 exactly (the fade is 1 at its own corner).
-    lattice = np.array([[0.25, 0.5], [0.75, 0.0], [1.0, 1.0]])
-    assert np.all(np.abs(np.abs(f.level(lattice, 2)) - 1) < 1e-12)
+    rng = np.random.default_rng(d)
+    # Interior points, a point of the finest lattice, and the corners 0 and 1.
+    z = np.concatenate([rng.uniform(size=(6, d)), np.full((1, d), 3 / 8),
+                        np.zeros((1, d)), np.ones((1, d))])
+    by_hand = np.array([holder_by_hand(f, point) for point in z])
+    np.testing.assert_allclose(f(z), by_hand, rtol=1e-10, atol=1e-14)
+
+
+def test_level_signs_are_plus_or_minus_one_and_balanced():
+    f = holder_map(1.0, 2, 4, levels=5, seed=0)
+    # At the points of 2^-5 Z^2 level 5 is a sign ξ exactly (the fade is 1 at its
+    # own corner and 0 at the others) ...
+    grid = np.stack(np.meshgrid(*[np.arange(33) / 32.0] * 2), -1).reshape(-1, 2)
+    signs = f.level(grid, 5)
+    np.testing.assert_array_equal(np.abs(signs), 1.0)
+    # ... and the 1,089 signs of each output are fair coins: a biased or constant
+    # sign source would put the fraction of +1 far from 1/2 (4 sd ≈ 0.06).
+    assert np.all(np.abs(np.mean(signs > 0, axis=0) - 0.5) < 0.06)
+    # Outputs draw different signs (bit j of the hash is output j's sign).
+    assert not np.array_equal(signs[:, 0], signs[:, 1])
 
 
 @settings(max_examples=50)
@@ -234,12 +291,18 @@ def test_bad_covariates_are_rejected_by_the_maps():
         default_levels(1.0, 2, 100, tail_fraction=0.0)
 
 
-def test_the_exact_predictor_has_zero_excess_risk():
+def test_excess_risk_of_the_truth_by_hand_is_zero_and_of_a_shifted_one_the_shift_squared():
     data, truth = make_holder_synthetic(100, smoothness=1.0, intrinsic_dim=2, seed=0)
     assert isinstance(SyntheticData(data, truth), tuple)
 
     def exact(x_u, x_i):
-        return truth.user_map(x_u) @ truth.item_map(x_i).T
+        # R*(x_u, x_i) = <f*(x_u), g*(x_i)> from the definition, not from truth.rating.
+        f = np.array([holder_by_hand(truth.user_map, x[:2].astype(np.float64)) for x in x_u])
+        g = np.array([holder_by_hand(truth.item_map, x[:2].astype(np.float64)) for x in x_i])
+        return f @ g.T
 
-    risk = excess_risk(exact, truth, n_users=50, n_items=40, seed=0)
-    assert risk.value == 0.0 and risk.n_pairs == 2000
+    risk = excess_risk(exact, truth, n_users=30, n_items=20, seed=0)
+    assert risk.value < 1e-20 and risk.n_pairs == 600
+    shifted = excess_risk(lambda x_u, x_i: exact(x_u, x_i) + 0.1, truth,
+                          n_users=30, n_items=20, seed=0)
+    assert shifted.value == pytest.approx(0.01, rel=1e-9)

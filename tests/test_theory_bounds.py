@@ -28,12 +28,30 @@ BETAS = st.floats(1e-3, 1e3)
 DIMS = st.floats(0.0, 100.0)
 
 
-@given(beta=BETAS, d_u=DIMS, d_i=DIMS)
-def test_exponent_is_two_beta_over_two_beta_plus_d_ui(beta, d_u, d_i):
-    expected = 2 * beta / (2 * beta + max(d_u, d_i))
-    assert theorem2_exponent(beta, d_u, d_i) == pytest.approx(expected)
-    assert 0.0 < theorem2_exponent(beta, d_u, d_i) <= 1.0
-    assert theorem2_exponent(beta, d_u, d_i) == theorem2_exponent(beta, d_i, d_u)
+def test_exponent_by_hand():
+    # 2β/(2β + d_ui), d_ui = max{d_u, d_i}, worked out on paper for a few cases.
+    assert theorem2_exponent(2.0, 20.0) == pytest.approx(1 / 6)
+    assert theorem2_exponent(1.0, 20.0, 5.0) == pytest.approx(1 / 11)
+    assert theorem2_exponent(1.5, 3.0) == pytest.approx(1 / 2)
+    assert theorem2_exponent(0.25, 1.0, 2.0) == pytest.approx(1 / 5)
+
+
+@given(beta=BETAS, d_u=DIMS, d_i=DIMS, factor=st.floats(0.01, 100.0))
+def test_exponent_has_the_properties_theorem2_gives_it(beta, d_u, d_i, factor):
+    a = theorem2_exponent(beta, d_u, d_i)
+    assert 0.0 < a <= 1.0
+    # Only the larger dimension matters, in either argument.
+    assert a == theorem2_exponent(beta, d_i, d_u) == theorem2_exponent(beta, max(d_u, d_i))
+    # Only the ratio d_ui / β matters ...
+    assert theorem2_exponent(factor * beta, factor * d_u, factor * d_i) == pytest.approx(a)
+    # ... and the rate improves with smoothness and worsens with dimension.
+    assert theorem2_exponent(2 * beta, d_u, d_i) >= a
+    assert theorem2_exponent(beta, d_u + 1.0, d_i + 1.0) < a
+    # The odds a / (1 − a) are 2β / d_ui: halving d_ui doubles them (away from a ≈ 1,
+    # where 1 − a cancels).
+    if max(d_u, d_i) > 0 and a < 0.99:
+        halved = theorem2_exponent(beta, d_u / 2, d_i / 2)
+        assert halved / (1 - halved) == pytest.approx(2 * a / (1 - a), rel=1e-6)
 
 
 def test_exponent_limits():

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import math
 import time
 import warnings
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
 
 from theory import (
     UnresolvedDimensionWarning,
@@ -192,3 +194,109 @@ def test_bad_box_counting_options_raise_naming_the_option():
         box_counting_dimension(points, order=0, max_fill=0.0)
     with pytest.raises(ValueError, match="ratio"):
         box_counting_dimension(points, ratio=1.0)
+
+
+# Hostile inputs: each estimator answers correctly, says it cannot, or refuses `points`.
+
+LATTICE_50 = np.stack(np.meshgrid(np.arange(50), np.arange(50)), -1).reshape(-1, 2)
+
+
+def rounded_square(n: int, decimals: int) -> np.ndarray:
+    return np.round(np.random.default_rng(0).uniform(size=(n, 2)), decimals)
+
+
+@pytest.mark.parametrize("estimator", [twonn_dimension, mle_dimension])
+@pytest.mark.parametrize("spacing", [1.0, 0.1])  # 0.1 · i is not exact in binary
+def test_neighbour_estimators_refuse_a_lattice(estimator, spacing):
+    # Every point of a 50 × 50 lattice has 2 to 4 neighbours at one distance: μ = 1.
+    # At spacing 0.1 the ties differ in the last bits, and TwoNN read 5e14, "resolved".
+    estimate = estimator(LATTICE_50 * spacing)
+    assert not estimate.resolved
+    assert np.isnan(estimate.dimension)
+    assert "lattice" in estimate.reason and "ties" in estimate.reason
+
+
+@pytest.mark.parametrize("estimator", [twonn_dimension, mle_dimension])
+def test_neighbour_estimators_refuse_data_rounded_to_their_neighbour_scale(estimator):
+    # 2,000 points of the square rounded to 2 decimals: neighbours sit 0.01 apart on a
+    # grid, TwoNN read 3.6 (truth 2) and called it resolved.
+    coarse = estimator(rounded_square(2_000, 2))
+    assert not coarse.resolved and np.isnan(coarse.dimension)
+    assert "rounded" in coarse.reason
+    # Rounding far below the neighbour scale is harmless and is not refused.
+    fine = estimator(rounded_square(2_000, 5))
+    assert fine.resolved and abs(fine.dimension - 2.0) <= 0.15
+
+
+@pytest.mark.parametrize("factor", [1e308, 1e-300, 2.0**-1060])
+def test_estimates_do_not_depend_on_magnitudes_near_the_float64_limits(factor):
+    # At ±1e308 the range max − min overflows (box counting put every point in one box
+    # and answered 0.0, "resolved"); at 1e-300 squared distances underflow; 2^-1060 is
+    # subnormal. Rescaling by powers of two inside the estimators avoids all three.
+    # (Subnormal coordinates keep fewer bits, which moves a few points a little.)
+    points = np.random.default_rng(0).uniform(-1.0, 1.0, size=(5_000, 2))
+    for order in (0, 2):
+        unit = box_counting_dimension(points, order=order)
+        extreme = box_counting_dimension(points * factor, order=order)
+        assert extreme.resolved
+        assert extreme.dimension == pytest.approx(unit.dimension, abs=1e-3)
+    for estimator in (twonn_dimension, mle_dimension):
+        unit, extreme = estimator(points), estimator(points * factor)
+        assert extreme.resolved
+        assert extreme.dimension == pytest.approx(unit.dimension, abs=1e-3)
+
+
+@st.composite
+def hostile_samples(draw) -> np.ndarray:
+    """Finite float arrays ``[n, D]``: arbitrary ones, and samples with ties, repeats,
+    outliers or a scale anywhere from subnormal to 2^1023."""
+    kind = draw(st.sampled_from(["arbitrary", "uniform", "lattice", "rounded", "repeats",
+                                 "outlier"]))
+    if kind == "arbitrary":
+        shape = st.tuples(st.integers(1, 40), st.integers(1, 3))
+        finite = st.floats(allow_nan=False, allow_infinity=False)
+        return draw(arrays(np.float64, shape, elements=finite))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    n, dim = draw(st.integers(21, 300)), draw(st.integers(1, 3))
+    if kind == "uniform":
+        x = rng.uniform(-1.0, 1.0, (n, dim))
+    elif kind == "lattice":
+        side = max(2, round(n ** (1 / dim)))
+        x = np.stack(np.meshgrid(*[np.arange(side)] * dim), -1).reshape(-1, dim).astype(float)
+    elif kind == "rounded":
+        x = np.round(rng.uniform(size=(n, dim)), draw(st.integers(0, 4)))
+    elif kind == "repeats":
+        distinct = draw(st.integers(1, 30))
+        x = rng.uniform(size=(distinct, dim))[rng.integers(0, distinct, n)]
+    else:
+        x = rng.uniform(size=(n, dim))
+        x[0] = draw(st.sampled_from([1e308, -1e308, 1e-308, 1e200]))
+        return x
+    # Any power of two that keeps the largest |value| below 2^1024 (finite).
+    top = 1024 - int(np.frexp(np.max(np.abs(x)))[1])
+    return np.ldexp(x, draw(st.integers(-1074, top)))
+
+
+HONEST_ESTIMATORS = {
+    "TwoNN": twonn_dimension,
+    "MLE k=2..5": lambda x: mle_dimension(x, k_min=2, k_max=5),
+    "MLE default": mle_dimension,
+    "box q=0": lambda x: box_counting_dimension(x, order=0, min_count=2, max_fill=0.5, warn=False),
+    "box q=2": lambda x: box_counting_dimension(x, order=2, min_count=2, min_pairs=10,
+                                                warn=False),
+}
+
+
+@settings(max_examples=150)
+@given(points=hostile_samples())
+def test_estimators_answer_say_they_cannot_or_refuse_the_points(points):
+    for name, estimator in HONEST_ESTIMATORS.items():
+        try:
+            estimate = estimator(points)
+        except ValueError as error:
+            assert "points" in str(error), (name, str(error))
+            continue
+        if estimate.resolved:
+            assert math.isfinite(estimate.dimension), (name, estimate)
+        else:
+            assert estimate.reason, (name, estimate)

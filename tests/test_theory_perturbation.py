@@ -131,18 +131,43 @@ def test_lemma2_constant_grows_like_width_times_scale_to_the_depth():
     assert lemma2_constant((10,) * 6 + (1,), 1.0) / lemma2_constant((10,) * 5 + (1,), 1.0) > 10.0
 
 
-def test_lemma3_bound_matches_its_formula():
-    user = TowerClass(in_features=5, width=10, depth=3, scale=0.5)
-    item = TowerClass(in_features=4, width=8, depth=2, scale=1.0)
-    p, m, eps = 3, 2.0, 0.01
-    c_user = lemma2_constant(lemma1_widths(5, 10, 3, p), 0.5)
-    c_item = lemma2_constant(lemma1_widths(4, 8, 2, p), 1.0)
-    expected = (28 * 3) * (10 * math.log(10) + 8 * math.log(8)) * math.log(
-        2 * p**1.5 * m * 1.0 * (c_user + c_item) / eps
-    )
-    got = bracketing_entropy_bound(eps, user=user, item=item, embedding_dim=p, sup_bound=m)
-    assert got == pytest.approx(expected)
-    assert lemma1_widths(5, 10, 3, p) == (5, 20, 20, 3)
+def test_lemma3_bound_on_one_layer_towers_by_hand():
+    # With L = L̃ = 1 each tower of Lemma 1's class is one affine map f(x) = A x + b,
+    # A [p, D]. Moving A and b by δ moves f_j(x) by at most δ (Σ_i |x_i| + 1) ≤ δ (D + 1)
+    # on ‖x‖_∞ ≤ 1, so Lemma 2's C is D + 1: 4 for D_u = 3, 3 for D_i = 2. SPEC §5 then
+    # gives C_2 = 28 · max{1, 1} = 28 and C_3 = 2 p^{3/2} M max{B, B̃} = 2 · 8 · 1 · 2 = 32
+    # for p = 4, M = 1, B = 0.5, B̃ = 2, and at ε = 0.5
+    #   28 · (2 log 2 + 3 log 3) · log(32 · (4 + 3) / 0.5) = 28 · (2 log 2 + 3 log 3) · log 448.
+    user = TowerClass(in_features=3, width=2, depth=1, scale=0.5)
+    item = TowerClass(in_features=2, width=3, depth=1, scale=2.0)
+    got = bracketing_entropy_bound(0.5, user=user, item=item, embedding_dim=4, sup_bound=1.0)
+    assert got == pytest.approx(28 * (2 * math.log(2) + 3 * math.log(3)) * math.log(448))
+    assert got == pytest.approx(800.34, abs=0.01)   # 28 · 4.6821 · 6.1048
+
+
+DEEP = TowerClass(in_features=5, width=10, depth=3, scale=0.5)
+SHALLOW = TowerClass(in_features=4, width=8, depth=2, scale=1.0)
+
+
+def lemma3(epsilon=1e-3, *, user=DEEP, item=SHALLOW, p=3, m=2.0):
+    return bracketing_entropy_bound(epsilon, user=user, item=item, embedding_dim=p, sup_bound=m)
+
+
+def test_lemma3_bound_scales_in_eps_m_and_p_as_the_lemma_says():
+    # The bound is C_2 (W log W + W̃ log W̃) · log(ε^-1 C_3 (C + C̃)): affine in log(1/ε)
+    # and log M with slope C_2 (W log W + W̃ log W̃) = 28 · 3 · (10 log 10 + 8 log 8),
+    # and in log p through C_3 ∝ p^{3/2} alone (C and C̃ bound one output coordinate's
+    # change, which cannot depend on how many other outputs there are).
+    slope = 28 * 3 * (10 * math.log(10) + 8 * math.log(8))
+    assert lemma3(1e-3 / math.e) - lemma3(1e-3) == pytest.approx(slope)
+    assert lemma3(m=4.0) - lemma3(m=2.0) == pytest.approx(slope * math.log(2))
+    assert lemma3(p=12) - lemma3(p=3) == pytest.approx(slope * 1.5 * math.log(4))
+    # Symmetric in the two towers; larger classes never have a smaller entropy.
+    assert lemma3(user=SHALLOW, item=DEEP) == pytest.approx(lemma3())
+    for bigger in (DEEP._replace(width=20), DEEP._replace(depth=4), DEEP._replace(scale=1.0),
+                   DEEP._replace(in_features=9)):
+        assert lemma3(user=bigger) > lemma3()
+    assert lemma1_widths(5, 10, 3, 3) == (5, 20, 20, 3)
 
 
 def test_lemma3_bound_falls_with_the_bracket_size_and_stays_non_negative():

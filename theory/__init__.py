@@ -6,7 +6,8 @@
   samples of sets with known dimension.
 * :mod:`theory.bounds`: Theorems 1 and 2 (exponent, rate, prescribed towers).
 * :mod:`theory.perturbation`, :mod:`theory.entropy`: Lemmas 2 and 3.
-* :mod:`theory.rates`: fitting a measured rate and comparing it with Theorem 2.
+* :mod:`theory.rates`: fitting a measured rate, comparing it with Theorem 2
+  (one-sided) and ordering two rates by their intervals.
 
 See ``docs/theory.md`` for each function's link to the paper.
 """
@@ -51,13 +52,14 @@ from theory.perturbation import (
     lemma2_constant,
     perturbation_bound,
 )
-from theory.rates import RateFit, fit_rate, rate_consistent
+from theory.rates import Ordering, RateFit, fit_rate, rate_consistent, rate_ordering
 
 __all__ = [
     "BoxCounts",
     "DimensionEstimate",
     "Layer",
     "NetworkSize",
+    "Ordering",
     "PerTower",
     "PerturbationBound",
     "RateFit",
@@ -79,6 +81,7 @@ __all__ = [
     "param_scale",
     "perturbation_bound",
     "rate_consistent",
+    "rate_ordering",
     "theorem1_error",
     "theorem1_scale",
     "theorem1_width",

@@ -43,6 +43,7 @@ import warnings
 from typing import NamedTuple
 
 import numpy as np
+from scipy import stats
 
 __all__ = [
     "DimensionEstimate",
@@ -69,8 +70,10 @@ class DimensionEstimate(NamedTuple):
         For box counting it is the regression's: it measures how straight the
         log-log curve is over the fitted scales, not the sampling variability.
       resolved: whether the sample resolves the set over enough scales for the
-        estimate to mean what it says; when False, read ``dimension`` as a
-        lower bound and see ``reason``.
+        estimate to mean what it says; when False, see ``reason``. Box
+        counting's ``dimension`` is then a lower bound at best; the
+        nearest-neighbour estimators return NaN when the sample is discretised
+        (ties between neighbour distances), since ties bias them upwards.
       method: the estimator, e.g. ``"box counting (q=0)"``.
       n_points: number of sample points used.
       scales: ``[m]`` the scales in the fit, in the data's units (box side ε
@@ -98,7 +101,8 @@ class BoxCounts(NamedTuple):
     """Box statistics of a sample over a sequence of grids (see :func:`box_counts`).
 
     Attributes:
-      scales: ``[m]`` box sides ε in data units, coarse to fine.
+      scales: ``[m]`` box sides ε in data units, coarse to fine (``inf`` where
+        ε itself exceeds float64, for points spread beyond ±1e308).
       boxes_per_side: ``[m]`` ``k = R / ε``.
       occupied: ``[m]`` ``N_0(ε)``, the number of boxes holding points.
       shared_pairs: ``[m]`` the number of point pairs that share a box.
@@ -256,7 +260,9 @@ def box_counting_dimension(
         window = np.flatnonzero(np.isfinite(counts[: last + 1]))
         window = window if window.size >= 2 else np.array([], dtype=np.int64)
     dimension, stderr = _slope(np.log(grid.boxes_per_side[window]), np.log(counts[window]))
-    resolved = not reason and math.isfinite(dimension)
+    if not reason and not math.isfinite(dimension):
+        reason = "the fitted scales give no finite slope"
+    resolved = not reason
     if warn and not resolved:
         warnings.warn(f"{method}: {reason}", UnresolvedDimensionWarning, stacklevel=2)
     return DimensionEstimate(
@@ -287,7 +293,10 @@ def box_counts(
     Each point's box is its integer code ``floor(k (x − min) / R)``; rows of
     codes are hashed to two 64-bit keys and sorted, so one grid costs
     ``O(n D + n log n)`` (100,000 points in ``R^50``: about 0.05 s per grid).
-    Repeated points are merged first, with multiplicities.
+    Repeated points are merged first, with multiplicities. The cube is scaled
+    by powers of two, exactly, so that a range beyond float64 (points at
+    ±1e308) or down among subnormal numbers gives the same counts as the
+    same points at unit scale.
 
     Args:
       points: ``[n, D]``.
@@ -309,10 +318,7 @@ def box_counts(
     if not math.isfinite(ratio) or ratio <= 1.0:
         raise ValueError(f"ratio={ratio} must be a finite grid step > 1 (e.g. 2**0.25)")
     n = x.shape[0]
-    low = x.min(axis=0)
-    diameter = float(np.max(x.max(axis=0) - low))
-    # Map into [0, 1) so that the largest point falls in box k − 1, not k.
-    unit = (x - low) * ((1.0 - 2.0**-40) / diameter)
+    unit, span, shift = _unit_coordinates(x)
     # A repeated column puts every point in the same box along both copies, so
     # dropping the copies changes no count (SPEC §6 covariates repeat d columns).
     unit = np.ascontiguousarray(unit[:, np.unique(unit.T, axis=0, return_index=True)[1]])
@@ -334,8 +340,10 @@ def box_counts(
             if stop(count, pairs):
                 break
     ks_arr = np.asarray(ks, dtype=np.int64)
+    with np.errstate(over="ignore"):
+        scales = np.ldexp(span / ks_arr.astype(np.float64), shift)
     return BoxCounts(
-        scales=diameter / ks_arr.astype(np.float64),
+        scales=scales,
         boxes_per_side=ks_arr,
         occupied=np.asarray(occupied, dtype=np.int64),
         shared_pairs=np.asarray(shared, dtype=np.float64),
@@ -359,6 +367,28 @@ def _checked_points(points: np.ndarray) -> np.ndarray:
             "at least two distinct points"
         )
     return x
+
+
+def _unit_coordinates(x: np.ndarray) -> tuple[np.ndarray, float, int]:
+    """Points mapped into ``[0, 1)`` by their bounding cube, with ``R = span · 2^shift``.
+
+    Returns ``(unit [n, D], span, shift)``: ``unit = (x − min) / R · (1 − 2^-40)``,
+    so that the largest point falls in box ``k − 1``, not ``k``.
+    """
+    low = x.min(axis=0)
+    with np.errstate(over="ignore"):
+        overflows = not np.all(np.isfinite(x.max(axis=0) - low))
+    # A range beyond float64 (points at ±1e308) is measured on x/4: exact for every
+    # normal number, and the estimate is invariant to scaling.
+    shift = 2 if overflows else 0
+    shifted = x * 0.25 - low * 0.25 if overflows else x - low
+    span = float(np.max(shifted))
+    # Rescaling by a power of two is exact, so a range near the float64 limits
+    # (subnormal, or just below overflow) keeps its grid where 1/span would not.
+    # For every other range it rounds exactly as (x − min) · ((1 − 2^-40) / R).
+    mantissa, exponent = np.frexp(span)
+    unit = np.ldexp(shifted, -int(exponent)) * ((1.0 - 2.0**-40) / float(mantissa))
+    return unit, span, shift
 
 
 def _boxes_per_side(ratio: float) -> list[int]:
@@ -404,14 +434,17 @@ def _distinct_rows(unit: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _slope(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
-    if x.size < 2:
+    """Least-squares slope of ``y`` on ``x`` and its standard error.
+
+    NaN for both with fewer than two points or no spread in ``x`` (no slope), and
+    a NaN standard error with exactly two (a line through two points has no
+    residual to estimate it from, where ``linregress`` would report 0).
+    """
+    if x.size < 2 or np.all(x == x[0]):
         return math.nan, math.nan
-    xc = x - x.mean()
-    sxx = float(np.sum(xc**2))
-    if sxx == 0:
-        return math.nan, math.nan
-    slope = float(np.sum(xc * (y - y.mean())) / sxx)
-    if x.size < 3:
-        return slope, math.nan
-    residual = y - y.mean() - slope * xc
-    return slope, math.sqrt(float(np.sum(residual**2)) / (x.size - 2) / sxx)
+    if np.all(y == y[0]):
+        # A flat curve (a finite set's plateau) is an exact fit of slope 0; linregress
+        # reports NaN there because its correlation coefficient is 0/0.
+        return 0.0, 0.0 if x.size >= 3 else math.nan
+    fit = stats.linregress(x, y)
+    return float(fit.slope), float(fit.stderr) if x.size >= 3 else math.nan
