@@ -31,7 +31,7 @@ def fade_by_hand(t: float) -> float:
 
 
 def holder_by_hand(f: HolderMap, z: np.ndarray) -> np.ndarray:
-    """``f(z)`` for one point ``z [d]``, straight from the definition in ``ttm_jax/holder.py``:
+    """``f(z)`` for one point ``z [d]``, straight from the definition in ``ttm_jax/data/holder.py``:
 
         f_j(z) = a / N · Σ_{k=0}^{K} 2^{−kβ} Σ_{c ∈ {0..2^k}^d} ξ_{jkc} Φ(2^k z − c),
 

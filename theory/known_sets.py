@@ -19,6 +19,8 @@ import math
 
 import numpy as np
 
+from ttm_jax.data.synthetic import sample_intrinsic_covariates
+
 __all__ = [
     "CANTOR_DIMENSION",
     "SIERPINSKI_DIMENSION",
@@ -151,9 +153,9 @@ def spec_covariates(n: int, d: int, ambient: int = 50, *, seed: int | np.random.
     _check_count("d", d)
     if ambient < d:
         raise ValueError(f"ambient={ambient} must be >= d={d}")
-    rng = np.random.default_rng(seed)
-    free = rng.uniform(size=(n, d))
-    return free[:, np.arange(ambient) % d]
+    # The one SPEC §6 sampler, shared with ttm_jax's synthetic data (float64 here,
+    # so that dimension estimates see the draws at full precision).
+    return sample_intrinsic_covariates(n, ambient, d, np.random.default_rng(seed), np.float64)
 
 
 def _check_count(name: str, value: int) -> None:
