@@ -182,3 +182,35 @@ def test_mismatched_inputs_are_named():
     with pytest.raises(ValueError, match="penalty='none'"):
         fit_lambda_grid(models[0], trains[0], vals[0], config.replace(penalty="none"),
                         key=keys[0])
+
+
+def test_another_grid_of_the_same_size_traces_nothing_new(monkeypatch):
+    import ttm_jax.training.step as step
+
+    traces = []
+    body = step._step_body
+
+    def counted(*args):
+        inner = body(*args)
+
+        def traced_step(*a):
+            traces.append(1)  # runs once per trace, never per executed step
+            return inner(*a)
+
+        return traced_step
+
+    monkeypatch.setattr(step, "_step_body", counted)
+    step.make_train_chunk.cache_clear()
+    models, trains, vals, keys = _replications(reps=1)
+    config = CONFIG.replace(max_epochs=6, patience=100)
+    fit_lambda_grid(models[0], trains[0], vals[0], config, lambdas=[1e-4, 1e-3], key=keys[0],
+                    progress=False)
+    first = len(traces)
+    assert first >= 1
+    # Other λ, another key: the values are arrays in the state, so nothing recompiles.
+    fit_lambda_grid(models[0], trains[0], vals[0], config, lambdas=[1e-2, 1e-1], key=keys[0],
+                    progress=False)
+    fit_lambda_grid(models[0], trains[0], vals[0], config, lambdas=[1e-2, 1e-1],
+                    key=jax.random.key(99), progress=False)
+    assert len(traces) == first
+    step.make_train_chunk.cache_clear()

@@ -34,6 +34,8 @@ class CheckReport(NamedTuple):
       active: ``[r]`` members still training.
       seconds: wall-clock time since the run started.
       finished: the run has ended (the last report).
+      current_model: ``k -> TwoTower``, member ``k`` with its parameters at this
+        check (built only when called, e.g. to score a test set along the way).
     """
 
     epoch: float
@@ -44,6 +46,7 @@ class CheckReport(NamedTuple):
     active: np.ndarray
     seconds: float
     finished: bool
+    current_model: Callable[[int], object] | None = None
 
 
 #: A callback: called with a :class:`CheckReport` after each check and at the end.

@@ -378,12 +378,18 @@ def train(
         return LoopState(state, best, rows, stopping, epochs_run, *history, next_check,
                          out_of_time)
 
+    def current_model(k: int) -> TwoTower:
+        row = int(np.flatnonzero(rows == k)[0]) if k in rows else None
+        params = _take(host(best), k) if row is None else _take(host(state.params), row)
+        return nnx.merge(members.graphdef, params, _take(rest, k))
+
     def notify(finished: bool) -> None:
         nonlocal report
         report = CheckReport(
             epoch=float(history[0][-1]), max_epochs=config.max_epochs,
             train_mse=history[1][-1], val_rmse=history[2][-1], best_rmse=stopping.best_rmse,
-            active=stopping.active, seconds=time.perf_counter() - t0, finished=finished)
+            active=stopping.active, seconds=time.perf_counter() - t0, finished=finished,
+            current_model=current_model)
         for cb in callbacks:
             cb(report)
 
