@@ -214,3 +214,38 @@ def test_a_model_from_other_covariates_is_refused(walkthrough, tmp_path):
                            str(folder / "test.csv"), "--user-features", str(tmp_path / "narrow.csv"))
     assert code == 2
     assert "narrow.csv: missing column 'x5' (a covariate column the model was trained with)" in err
+
+
+def test_fit_defaults_are_the_librarys_and_help_shows_them(capsys):
+    from ttm_jax.cli import build_parser
+    from ttm_jax.config import ACTIVATION_NAMES, ModelConfig, TrainConfig
+
+    args = build_parser().parse_args(["fit", "--ratings", "r.csv", "--user-features", "u.csv",
+                                      "--item-features", "i.csv", "--model", "m"])
+    tc, mc = TrainConfig(), ModelConfig()
+    assert (args.epochs, args.eval_every, args.patience) == (
+        tc.max_epochs, tc.eval_every_epochs, tc.patience)
+    assert (args.batch_size, args.learning_rate, args.penalty_weight) == (
+        tc.batch_size, tc.learning_rate, tc.penalty_weight)
+    assert (args.hidden, args.embedding_dim, args.activation) == (
+        mc.hidden, mc.embedding_dim, mc.activation)
+    with pytest.raises(SystemExit):
+        main(["fit", "--help"])
+    text = capsys.readouterr().out
+    options = text[text.index("options:"):]
+    for flag in ("--epochs", "--eval-every", "--patience", "--max-seconds", "--batch-size"):
+        line = options[options.index(flag):].split("\n  -")[0]
+        assert "default:" in line, flag
+    assert "{" + ",".join(ACTIVATION_NAMES) + "}" in text
+
+
+def test_version_is_the_installed_ones(capsys):
+    import importlib.metadata
+
+    import ttm_jax
+
+    with pytest.raises(SystemExit) as info:
+        main(["--version"])
+    assert info.value.code == 0
+    assert capsys.readouterr().out.strip() == f"ttm_jax {importlib.metadata.version('ttm_jax')}"
+    assert ttm_jax.__version__ == importlib.metadata.version("ttm_jax")

@@ -349,10 +349,13 @@ def _cmd_embeddings(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from ttm_jax.io.folders import library_version
+
     parser = argparse.ArgumentParser(
         prog="ttm_jax",
         description="The two-tower recommender model: fit, evaluate, recommend.",
     )
+    parser.add_argument("--version", action="version", version=f"ttm_jax {library_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     fit = sub.add_parser(
@@ -378,32 +381,41 @@ def build_parser() -> argparse.ArgumentParser:
                           "of refitting on all ratings for the epochs it kept (the default, as "
                           "TwoTowerRegressor())")
     # Architecture and optimiser defaults are the library's (ModelConfig(),
-    # TrainConfig()), so the CLI and TwoTowerRegressor() train the same model.
-    from ttm_jax.config import ModelConfig, TrainConfig
+    # TrainConfig()), so the command line and TwoTowerRegressor() train the same model.
+    from ttm_jax.config import ACTIVATION_NAMES, ModelConfig, TrainConfig
 
     mc, tc = ModelConfig(), TrainConfig()
     fit.add_argument("--hidden", type=_hidden, default=mc.hidden,
                      help=f"hidden widths of each tower (default: {','.join(map(str, mc.hidden))})")
     fit.add_argument("--embedding-dim", type=int, default=mc.embedding_dim,
-                     help=f"p (default: {mc.embedding_dim})")
-    fit.add_argument("--activation", default=mc.activation, help=f"σ (default: {mc.activation})")
-    fit.add_argument("--epochs", type=int, default=200, help="max epochs (default: 200)")
+                     help=f"p, the embedding width (default: {mc.embedding_dim})")
+    fit.add_argument("--activation", default=mc.activation, choices=ACTIVATION_NAMES,
+                     help=f"σ (default: {mc.activation})")
+    fit.add_argument("--epochs", type=int, default=tc.max_epochs,
+                     help=f"epoch budget; early stopping usually ends sooner (default: "
+                          f"{tc.max_epochs})")
     fit.add_argument("--batch-size", type=int, default=tc.batch_size,
                      help=f"ratings per step (default: {tc.batch_size})")
     fit.add_argument("--learning-rate", type=float, default=tc.learning_rate,
-                     help=f"Adam step size (default: {tc.learning_rate:g})")
+                     help=f"initial step size of {tc.optimizer} (default: {tc.learning_rate:g})")
     fit.add_argument("--penalty-weight", type=float, default=tc.penalty_weight,
-                     help=f"λ of the L2 penalty (default: {tc.penalty_weight:g})")
-    fit.add_argument("--eval-every", type=int, default=5, help="epochs between validations")
-    fit.add_argument("--patience", type=int, default=10,
-                     help="validations without improvement before stopping")
-    fit.add_argument("--max-seconds", type=float, default=None, help="wall-clock budget")
+                     help=f"λ of the {tc.penalty.upper()} penalty (default: {tc.penalty_weight:g})")
+    fit.add_argument("--eval-every", type=int, default=tc.eval_every_epochs,
+                     help=f"epochs between validation checks (default: {tc.eval_every_epochs})")
+    fit.add_argument("--patience", type=int, default=tc.patience,
+                     help=f"validation checks without improvement before stopping (default: "
+                          f"{tc.patience})")
+    fit.add_argument("--max-seconds", type=float, default=None,
+                     help="wall-clock budget of each fit, in seconds (default: no limit)")
     fit.add_argument("--seed", type=int, default=0, help="seed (default: 0)")
     fit.add_argument("--checkpoint-dir", default=None,
-                     help="checkpoint training here and resume from it if present")
+                     help="checkpoint training here and resume from it if present "
+                          "(default: no checkpoints)")
     fit.add_argument("--checkpoint-every", type=int, default=1,
-                     help="validations between checkpoints (default: 1)")
-    fit.add_argument("--no-progress", action="store_true", help="no progress bar")
+                     help="validation checks between checkpoints (default: 1)")
+    fit.add_argument("--no-progress", action="store_true",
+                     help="no progress report (default: a bar on a terminal, a line per "
+                          "check when stderr is a file)")
     fit.set_defaults(run=_cmd_fit)
 
     ev = sub.add_parser(

@@ -31,7 +31,7 @@ from ttm_jax.data.ratings import RatingData, random_split
 from ttm_jax.io.folders import OutputPathError
 from ttm_jax.model.init import init_model
 from ttm_jax.model.towers import TwoTower
-from ttm_jax.training.callbacks import Callback, progress_callback
+from ttm_jax.training.callbacks import Callback
 from ttm_jax.training.fit import LambdaGridResult, check_lambdas, fit, fit_lambda_grid
 from ttm_jax.training.results import FitResult, TrainingDivergedError
 
@@ -101,11 +101,10 @@ def refit(
     """
     epochs = max(1, round(checks.real("best_epoch", best_epoch, low=0.0)))
     model = init_model(model_config, data, key=init_key)
-    # Reported as "refit", so that a log of the protocol tells its two fits apart.
-    report = progress_callback("refit", False if jax.process_index() else progress)
-    return fit(model, data, None, config.replace(max_epochs=epochs), key=key, progress=False,
-               callbacks=(report, *callbacks), checkpoint_dir=checkpoint_dir,
-               checkpoint_every=checkpoint_every)
+    # Labelled "refit", so that a log of the protocol tells its two fits apart.
+    return fit(model, data, None, config.replace(max_epochs=epochs), key=key, progress=progress,
+               callbacks=callbacks, checkpoint_dir=checkpoint_dir,
+               checkpoint_every=checkpoint_every, label="refit")
 
 
 def _stage_dirs(checkpoint_dir) -> dict[str, Path | None]:
@@ -136,6 +135,7 @@ def holdout_then_refit(
     init_key: jax.Array,
     key: jax.Array,
     progress: bool | None = None,
+    callbacks: Sequence[Callback] = (),
     checkpoint_dir: str | os.PathLike | None = None,
     checkpoint_every: int = 1,
 ) -> ProtocolResult:
@@ -156,6 +156,8 @@ def holdout_then_refit(
       init_key, key: ``jax.random`` keys of the initial weights and of the
         minibatch draws, shared by the two fits.
       progress: progress reports (see :func:`~ttm_jax.fit`).
+      callbacks: called after every check of both fits (``CheckReport.label`` tells
+        them apart: the hold-out fit's or the grid's label, then ``"refit"``).
       checkpoint_dir: a folder for the checkpoints of both stages (its
         subfolders ``holdout/`` and ``refit/``); an interrupted protocol resumes.
       checkpoint_every: validation checks between checkpoints.
@@ -184,12 +186,13 @@ def holdout_then_refit(
     grid = None
     if lambdas is None:
         selection = fit(model, part, holdout, config, key=key, progress=progress,
-                        checkpoint_dir=dirs["holdout"], checkpoint_every=checkpoint_every)
+                        callbacks=callbacks, checkpoint_dir=dirs["holdout"],
+                        checkpoint_every=checkpoint_every)
         lam = config.penalty_weight
     else:
         grid = fit_lambda_grid(model, part, holdout, config, lambdas=check_lambdas(lambdas),
-                               key=key, progress=progress, checkpoint_dir=dirs["holdout"],
-                               checkpoint_every=checkpoint_every)
+                               key=key, progress=progress, callbacks=callbacks,
+                               checkpoint_dir=dirs["holdout"], checkpoint_every=checkpoint_every)
         selection, lam = grid.fits.member(grid.best_index), grid.best_lambda
     epochs = max(1, round(selection.best_epoch))
     if not refit_all:
@@ -197,7 +200,8 @@ def holdout_then_refit(
     try:
         again = refit(model_config, train, config.replace(penalty_weight=lam),
                       selection.best_epoch, init_key=init_key, key=key, progress=progress,
-                      checkpoint_dir=dirs["refit"], checkpoint_every=checkpoint_every)
+                      callbacks=callbacks, checkpoint_dir=dirs["refit"],
+                      checkpoint_every=checkpoint_every)
     except TrainingDivergedError as err:
         raise TrainingDivergedError(f"the refit on all {train.n_ratings} ratings: {err}",
                                     err.result, selection=selection) from None

@@ -36,6 +36,7 @@ class CheckReport(NamedTuple):
       finished: the run has ended (the last report).
       current_model: ``k -> TwoTower``, member ``k`` with its parameters at this
         check (built only when called, e.g. to score a test set along the way).
+      label: the run's name (``"fit"``, ``"refit"``, ``"λ grid ×25"``, …).
     """
 
     epoch: float
@@ -47,6 +48,7 @@ class CheckReport(NamedTuple):
     seconds: float
     finished: bool
     current_model: Callable[[int], object] | None = None
+    label: str = ""
 
 
 #: A callback: called with a :class:`CheckReport` after each check and at the end.

@@ -270,6 +270,7 @@ def train(
     checkpoint_dir=None,
     checkpoint_every: int = 1,
     mesh=None,
+    label: str = "train",
 ) -> FitResult:
     """Train every member of ``members`` under ``config``: the library's one loop.
 
@@ -288,6 +289,7 @@ def train(
       checkpoint_every: checks between checkpoints.
       mesh: a one-axis mesh (:func:`~ttm_jax.training.distributed.data_parallel_mesh`)
         to split every minibatch over its devices; ``None``: one device.
+      label: the run's name in its progress reports (``CheckReport.label``).
 
     Returns:
       A :class:`~ttm_jax.training.results.FitResult` with ``r`` members
@@ -389,7 +391,7 @@ def train(
             epoch=float(history[0][-1]), max_epochs=config.max_epochs,
             train_mse=history[1][-1], val_rmse=history[2][-1], best_rmse=stopping.best_rmse,
             active=stopping.active, seconds=time.perf_counter() - t0, finished=finished,
-            current_model=current_model)
+            current_model=current_model, label=label)
         for cb in callbacks:
             cb(report)
 

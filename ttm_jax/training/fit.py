@@ -53,10 +53,14 @@ def _key(name: str, key) -> jax.Array:
     return key
 
 
-def _callbacks(desc: str, progress: bool | None, callbacks: Sequence[Callback]):
+def _train(members, config, label, progress, callbacks, checkpoint_dir, checkpoint_every,
+           mesh) -> FitResult:
+    """:func:`~ttm_jax.training.engine.train` with the library's progress report."""
     if jax.process_index() != 0:
         progress = False
-    return (progress_callback(desc, progress), *callbacks)
+    return train(members, config, callbacks=(progress_callback(label, progress), *callbacks),
+                 checkpoint_dir=checkpoint_dir, checkpoint_every=checkpoint_every, mesh=mesh,
+                 label=label)
 
 
 def fit(
@@ -71,6 +75,7 @@ def fit(
     checkpoint_dir=None,
     checkpoint_every: int = 1,
     mesh=None,
+    label: str = "fit",
 ) -> FitResult:
     """Train ``model`` on ``train`` by minibatch stochastic gradients on eq. 2.
 
@@ -91,6 +96,7 @@ def fit(
       mesh: a one-axis ``jax.sharding.Mesh`` to train data-parallel over its
         devices (:func:`~ttm_jax.training.distributed.data_parallel_mesh`);
         ``None``: one device.
+      label: the run's name in progress reports.
 
     Returns:
       A one-model :class:`FitResult`; ``result.model`` holds the best parameters.
@@ -109,8 +115,8 @@ def fit(
     config = _config(config)
     members = stack_members([model], [train], None if validation is None else [validation],
                             config, [_key("key", key)])
-    result = _train(members, config, "fit", progress, callbacks, checkpoint_dir,
-                                checkpoint_every, mesh).member(0)
+    result = _train(members, config, label, progress, callbacks, checkpoint_dir,
+                    checkpoint_every, mesh).member(0)
     if result.stop_reason is StopReason.DIVERGED:
         hist = result.history
         raise TrainingDivergedError(
@@ -118,13 +124,6 @@ def fit(
             f"{hist.learning_rate[-1]:.3g}); kept the best parameters found before it (epoch "
             f"{result.best_epoch:g}). Lower learning_rate or set grad_clip.", result)
     return result
-
-
-def _train(members, config, desc, progress, callbacks, checkpoint_dir,
-                       checkpoint_every, mesh) -> FitResult:
-    """:func:`~ttm_jax.training.engine.train` with the library's progress report."""
-    return train(members, config, callbacks=_callbacks(desc, progress, callbacks),
-                 checkpoint_dir=checkpoint_dir, checkpoint_every=checkpoint_every, mesh=mesh)
 
 
 def fit_members(
@@ -140,6 +139,7 @@ def fit_members(
     checkpoint_dir=None,
     checkpoint_every: int = 1,
     mesh=None,
+    label: str | None = None,
 ) -> FitResult:
     """Train ``r`` models at once, each as :func:`fit` would train it alone.
 
@@ -155,6 +155,7 @@ def fit_members(
       hyperparams: ``r`` :class:`~ttm_jax.optim.Hyperparams` (step size ``η_0``
         and ``λ``) when members differ in them; default: the configuration's.
       progress, callbacks, checkpoint_dir, checkpoint_every, mesh: as :func:`fit`.
+      label: the run's name in progress reports (default ``"fit ×r"``).
 
     Returns:
       A :class:`FitResult` with ``r`` members (``[r]`` fields; ``member(k)``
@@ -173,8 +174,8 @@ def fit_members(
         validations = [validations] if isinstance(validations, RatingData) else list(validations)
     keys = [_key(f"keys[{k}]", key) for k, key in enumerate(keys)]
     members = stack_members(list(models), trains, validations, config, keys, hyperparams)
-    return _train(members, config, f"fit ×{len(keys)}", progress, callbacks,
-                              checkpoint_dir, checkpoint_every, mesh)
+    return _train(members, config, label or f"fit ×{len(keys)}", progress, callbacks,
+                  checkpoint_dir, checkpoint_every, mesh)
 
 
 class LambdaGridResult(NamedTuple):
@@ -309,5 +310,5 @@ def fit_lambda_grid(
     members = stack_members([model] * lam.size, [train], [validation], config,
                             [key] * lam.size, hyper)
     fits = _train(members, config, f"λ grid ×{lam.size}", progress, callbacks,
-                              checkpoint_dir, checkpoint_every, mesh)
+                  checkpoint_dir, checkpoint_every, mesh)
     return LambdaGridResult(lam, fits)

@@ -1,0 +1,224 @@
+"""Time to accuracy: the library default against a frozen reference, in one run.
+
+On SPEC §6 data (|Ω| = 100,000, D = 50, p = 30, 70/30 train/test), for each
+setting (n, m, d) and seed, trains the whole default protocol
+(:func:`ttm_jax.holdout_then_refit`: 20% hold-out, early stopping, refit on
+all of train) twice, adjacently, with the same data, split and keys:
+
+* ``reference``: the library default as it was before this benchmark existed
+  (frozen here: two hidden SiLU layers of 200, Adam 6e-3 halved every 1000
+  epochs, batch 8192, λ = 1e-3, up to 4000 epochs, patience 50 checks of 10
+  epochs, then the refit);
+* ``default``: today's ``ModelConfig()`` / ``TrainConfig()``.
+
+Each run records its test RMSE against wall time (a curve: the model in hand
+scored on the test set every few checks of both fits; the scoring time is
+left out of the clock), the final test RMSE, and the protocol's wall time.
+
+Verdict (fixed before the run): for each setting and seed, the default
+*reaches* the reference's final test RMSE at the first point of its curve at
+or below it; the default passes when that time is at most a quarter of the
+reference's whole wall time, and its final test RMSE is also at or below the
+reference's (so the protocol's own result, not only a point on the way, is
+as good).
+
+Run:  python benchmarks/time_to_accuracy.py            (about 1 hour on 2 cores)
+      python benchmarks/time_to_accuracy.py --quick    (a small smoke run)
+Writes OUT/time_to_accuracy.json (one record per run: setting, config, seed,
+seconds, test_rmse, curve), OUT/time_to_accuracy.md and OUT/time_to_accuracy.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import sys
+import time
+from pathlib import Path
+
+import jax
+import numpy as np
+from common import machine
+
+from ttm_jax import (
+    ModelConfig,
+    TrainConfig,
+    evaluate,
+    holdout_then_refit,
+    make_synthetic,
+    random_split,
+)
+
+#: The default before this benchmark (frozen): what "four times faster" is measured against.
+REFERENCE = (
+    ModelConfig(hidden=(200, 200), embedding_dim=30, activation="silu", standardize=True,
+                center_ratings=True),
+    TrainConfig(optimizer="adam", learning_rate=6e-3, decay_rate=0.5, decay_epochs=1000.0,
+                min_learning_rate=1e-4, batch_size=8192, max_epochs=4000, penalty="l2",
+                penalty_weight=1e-3, eval_every_epochs=10, patience=50),
+)
+SETTINGS = ((1500, 1500, 20), (1500, 1500, 30))
+N_RATINGS = 100_000
+QUICK = dict(settings=((200, 200, 5),), n_ratings=6000, seeds=(0,),
+             reference=(ModelConfig(hidden=(32, 32)),
+                        TrainConfig(batch_size=512, max_epochs=40, eval_every_epochs=5,
+                                    patience=3)))
+
+
+def configs(quick: bool) -> dict[str, tuple[ModelConfig, TrainConfig]]:
+    """The two contenders, by name."""
+    if quick:
+        ref_model, ref_train = QUICK["reference"]
+        return {"reference": (ref_model, ref_train),
+                "default": (ref_model, TrainConfig(max_epochs=40, eval_every_epochs=5,
+                                                   patience=3))}
+    return {"reference": REFERENCE, "default": (ModelConfig(), TrainConfig())}
+
+
+def run(setting, seed: int, name: str, model_cfg: ModelConfig, train_cfg: TrainConfig,
+        n_ratings: int, every: int) -> dict:
+    """One protocol run; its curve of test RMSE against wall time (scoring excluded)."""
+    n, m, d = setting
+    data, _ = make_synthetic(n, m, n_ratings, intrinsic_dim=d, seed=seed)
+    split = random_split(data, 0.3, seed=seed)
+    init_key, key = jax.random.split(jax.random.key(seed))
+    curve, scoring = [], [0.0]
+    t0 = time.perf_counter()
+
+    def score(report):
+        # Every `every` checks, and at each fit's end: the model in hand, on test.
+        if report.finished or round(report.epoch / train_cfg.eval_every_epochs) % every == 0:
+            t = time.perf_counter()
+            rmse = evaluate(report.current_model(0), split.test).overall.rmse
+            curve.append((t - t0 - scoring[0], report.label, report.epoch, rmse))
+            scoring[0] += time.perf_counter() - t
+
+    out = holdout_then_refit(model_cfg, split.train, train_cfg, split_seed=seed,
+                             init_key=init_key, key=key, progress=False, callbacks=[score])
+    seconds = time.perf_counter() - t0 - scoring[0]
+    return {
+        "setting": list(setting), "config": name, "seed": seed, "seconds": seconds,
+        "test_rmse": evaluate(out.model, split.test).overall.rmse,
+        "early_stopped_test_rmse": evaluate(out.selection.model, split.test).overall.rmse,
+        "best_epoch": out.selection.best_epoch, "epochs_run": out.selection.epochs_run,
+        "refit_epochs": out.epochs, "stop_reason": str(out.selection.stop_reason),
+        "selection_seconds": out.selection.seconds, "refit_seconds": out.refit.seconds,
+        "curve": curve, "model": repr(model_cfg), "train": repr(train_cfg),
+    }
+
+
+def verdicts(records: list[dict]) -> list[dict]:
+    """Per setting and seed: the default's time to the reference's final RMSE, as a ratio."""
+    out = []
+    for ref in (r for r in records if r["config"] == "reference"):
+        new = next(r for r in records if r["config"] == "default"
+                   and r["setting"] == ref["setting"] and r["seed"] == ref["seed"])
+        reach = next((t for t, _, _, rmse in new["curve"] if rmse <= ref["test_rmse"]), None)
+        ratio = None if reach is None else reach / ref["seconds"]
+        out.append({
+            "setting": ref["setting"], "seed": ref["seed"],
+            "reference_rmse": ref["test_rmse"], "default_rmse": new["test_rmse"],
+            "reference_seconds": ref["seconds"], "default_seconds": new["seconds"],
+            "reach_seconds": reach, "reach_ratio": ratio,
+            "whole_ratio": new["seconds"] / ref["seconds"],
+            "passes": ratio is not None and ratio <= 0.25
+            and new["test_rmse"] <= ref["test_rmse"],
+        })
+    return out
+
+
+def table(rows: list[dict]) -> list[str]:
+    lines = ["| setting | seed | reference: RMSE, seconds | default: RMSE, seconds | default "
+             "reaches the reference's RMSE at | ratio | verdict (≤ 0.25 and final RMSE ≤) |",
+             "|---|---|---|---|---|---|---|"]
+    for v in rows:
+        reach = "never" if v["reach_seconds"] is None else f"{v['reach_seconds']:.0f} s"
+        ratio = "–" if v["reach_ratio"] is None else f"{v['reach_ratio']:.3f}"
+        lines.append(
+            f"| {tuple(v['setting'])} | {v['seed']} | {v['reference_rmse']:.4f}, "
+            f"{v['reference_seconds']:.0f} s | {v['default_rmse']:.4f}, "
+            f"{v['default_seconds']:.0f} s | {reach} | {ratio} | "
+            f"{'passes' if v['passes'] else 'fails'} |")
+    return lines
+
+
+def figure(records: list[dict], settings, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(settings), figsize=(6 * len(settings), 4.2),
+                             squeeze=False, layout="constrained")
+    colors = {"reference": "tab:grey", "default": "tab:blue"}
+    for ax, setting in zip(axes[0], settings):
+        mine = [r for r in records if tuple(r["setting"]) == tuple(setting)]
+        for r in mine:
+            t, _, _, rmse = zip(*r["curve"])
+            ax.plot(t, rmse, color=colors[r["config"]], lw=1.2,
+                    ls="-" if r["seed"] == 0 else "--",
+                    label=f"{r['config']}, seed {r['seed']}: {r['test_rmse']:.3f} in "
+                          f"{r['seconds']:.0f} s")
+            ax.plot([r["seconds"]], [r["test_rmse"]], "o", color=colors[r["config"]])
+        for r in (r for r in mine if r["config"] == "reference"):
+            ax.axhline(r["test_rmse"], color="tab:grey", lw=0.6, ls=":")
+        ax.set_xscale("log")
+        ax.set_xlabel("wall time, seconds (scoring excluded)")
+        ax.set_ylabel("test RMSE of the model in hand")
+        ax.set_title(f"(n, m, d) = {tuple(setting)}")
+        lo = min(r["test_rmse"] for r in mine)
+        ax.set_ylim(lo * 0.95, max(rmse for r in mine for *_, rmse in r["curve"][2:]) * 1.05)
+        ax.legend(fontsize=7)
+    fig.suptitle("Time to accuracy: hold-out fit then refit; dots: the protocol's final "
+                 "model; dotted: the reference's final RMSE")
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main(argv=None) -> list[dict]:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    ap.add_argument("--every", type=int, default=5, help="score the test set every N checks")
+    ap.add_argument("--quick", action="store_true", help="a small smoke run")
+    ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "out")
+    args = ap.parse_args(argv)
+    settings = QUICK["settings"] if args.quick else SETTINGS
+    seeds = QUICK["seeds"] if args.quick else args.seeds
+    n_ratings = QUICK["n_ratings"] if args.quick else N_RATINGS
+    contenders = configs(args.quick)
+    args.out.mkdir(parents=True, exist_ok=True)
+    stem = "time_to_accuracy" + ("_quick" if args.quick else "")
+    t0 = time.perf_counter()
+    records = []
+    for setting in settings:
+        for seed in seeds:
+            # Adjacent runs of the two, so that both meet the same machine load.
+            for name, (model_cfg, train_cfg) in contenders.items():
+                rec = run(setting, seed, name, model_cfg, train_cfg, n_ratings, args.every)
+                records.append(rec)
+                print(f"{tuple(setting)} seed {seed} {name}: test RMSE {rec['test_rmse']:.4f} in "
+                      f"{rec['seconds']:.0f} s (best epoch {rec['best_epoch']:g}, refit "
+                      f"{rec['refit_epochs']} epochs)", flush=True)
+    rows = verdicts(records)
+    command = "python benchmarks/time_to_accuracy.py " + " ".join(
+        sys.argv[1:] if argv is None else argv)
+    report = {"command": command.strip(), "date": datetime.date.today().isoformat(),
+              "machine": machine(), "wall_seconds": time.perf_counter() - t0,
+              "reference": {"model": repr(contenders["reference"][0]),
+                            "train": repr(contenders["reference"][1])},
+              "default": {"model": repr(contenders["default"][0]),
+                          "train": repr(contenders["default"][1])},
+              "verdicts": rows, "records": records}
+    (args.out / f"{stem}.json").write_text(json.dumps(report, indent=1))
+    lines = [f"Command: `{report['command']}`", "", *table(rows)]
+    (args.out / f"{stem}.md").write_text("\n".join(lines) + "\n")
+    figure(records, settings, args.out / f"{stem}.png")
+    print("\n".join(lines))
+    print(f"wrote {args.out / (stem + '.json')}, .md, .png")
+    return rows
+
+
+if __name__ == "__main__":
+    np.set_printoptions(precision=4)
+    main()
