@@ -2,51 +2,62 @@
 
 For each setting (n, m, d) and replication r, a fresh data set is drawn from
 seed ``1000 * setting + r`` (|Ω| = 100,000; D = 50, p = 30) and split 70/30
-into train/test. Methods:
+into train/test. Every method chooses its hyperparameters on the training set
+only, under one rule (docs/table1.md, "Tuning"): a grid searched until the
+chosen value of every hyperparameter is interior (worse values tried on both
+sides) or at its natural limit, the chosen values reported with the table.
 
-- ``ttm``: this library, ``ModelConfig()`` / ``TrainConfig()``; λ chosen by
-  validation RMSE on a 20% split of the training set from the paper's grid
-  ``{10^(-6+k/3), k = 0..24}``, the whole grid trained at once under ``vmap``
-  (:func:`ttm_jax.training.fit_lambda_grid`). The chosen λ is then refitted
-  on the whole training set for the epochs its early stopping kept, and that
-  model is scored on test (as ``TwoTowerRegressor()`` does by default);
-  ``--no-ttm-refit`` scores the early-stopped model trained on the other 80%.
-- ``svd`` (the paper's rSVD), ``svdpp``, ``knn`` (KNNBasic, msd similarity,
-  K ∈ {5,…,50}), ``coclustering`` (clusters ∈ {5,…,50}, users and items
-  alike): tuned by ``surprise.model_selection.GridSearchCV`` on the training
-  set, then refitted on the whole training set and scored on test.
+- ``ttm``: this library, ``ModelConfig()`` / ``TrainConfig()`` through
+  :func:`ttm_jax.holdout_then_refit`: λ chosen by validation RMSE on a 20%
+  hold-out of the training set from the paper's grid ``{10^(-6+k/3), k = 0..24}``
+  (all 25 trained at once under ``vmap``), the epochs by early stopping on
+  that hold-out, then the refit on all the training ratings (``--ttm-refit``:
+  ``warm``, the library's default, ``scratch`` or ``none``).
+- ``svd`` (the paper's rSVD), ``svdpp``, ``knn`` (KNNBasic, msd similarity),
+  ``coclustering`` (users and items alike): tuned by cross-validation on the
+  training set (:func:`ttm_jax.baselines.tune_baseline`: the grids below,
+  widened until interior; epochs and step size searched for SVD and SVD++),
+  then refitted on the whole training set and scored on test.
 
-Every run is cached as one small JSON file in ``--cache`` (keyed by setting,
-replication, method and the run's options), so an interrupted run resumes.
-A TTM λ grid in progress also saves a checkpoint every 100 epochs (in
-``--checkpoints``, default ``OUT_DIR/checkpoints``), so that a grid cut off
-mid-way (about an hour per setting on a 2-core CPU) resumes where it stopped.
+With ``--tune-once`` every method tunes on replication 0 and reuses its
+choice: surprise methods their parameters, TTM its λ (later replications run
+the protocol with that one λ, early-stopping on their own hold-out).
+
+Every run is cached as one JSON file in ``--cache``, keyed on everything that
+determines it (the options, the configurations, the library version), so an
+interrupted run resumes and a changed default never reuses an old figure. A
+TTM run in progress also checkpoints every 100 epochs (``--checkpoints``).
 Outputs in ``--out-dir``: ``table1.md`` (paper's layout, ours beside the
-paper's), ``table1_runs.json`` (every run), ``table1.png`` (grouped bars).
+paper's, and the chosen hyperparameters), ``table1_runs.json`` (every run),
+``table1.png`` (grouped bars).
 
 Usage:
   python benchmarks/table1.py [--settings 1,2] [--reps 5] [--methods ttm,svd]
                               [--cv-folds 5] [--reduced-grids] [--tune-once] [--quick]
-                              [--ttm-lambdas paper|1e-3,...] [--ttm-max-epochs N] [--no-ttm-refit]
+                              [--ttm-lambdas paper|1e-3,...] [--ttm-refit warm|scratch|none]
   python benchmarks/table1.py --time-grid     # vmapped λ grid vs 25 sequential fits
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import functools
 import json
 import math
+import resource
 import shutil
 import sys
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import jax
 import numpy as np
-from common import ResultCache, key_hash, mean_se
+from common import ResultCache, machine, mean_se
 from tqdm.auto import tqdm
 
+import ttm_jax
 from ttm_jax import (
     ModelConfig,
     TrainConfig,
@@ -59,7 +70,7 @@ from ttm_jax import (
     random_split,
 )
 from ttm_jax.baselines import fit_predict_baseline, tune_baseline
-from ttm_jax.protocols import refit
+from ttm_jax.protocols import REFIT_MODES
 from ttm_jax.training import PAPER_LAMBDAS, check_lambdas
 
 SETTINGS = [(n, n, d) for n in (1500, 2000, 3000) for d in (20, 30, 40)]
@@ -81,32 +92,34 @@ PAPER = {
 }
 PAPER = {k: dict(zip(METHODS, v)) for k, v in PAPER.items()}
 
-# Surprise grids. K and cluster counts are the paper's; SVD/SVDpp grids are ours
-# (the paper does not list them).
-# surprise's default SGD schedule (20 epochs at step 0.005) stops far short of
-# convergence on ratings with standard deviation ≈ 2.2: at setting 1 a tuned
-# 20-epoch SVD scores 2.02 against 1.56 at 100 epochs and step 0.01 (the paper:
-# 1.566), so the SVD/SVDpp grids fix a longer schedule and search rank and penalty.
+# Surprise grids: the starting points of tune_baseline's search, which widens
+# each past an edge until its chosen value is interior or at a natural limit.
+# K and cluster counts start from the paper's grids. surprise's default SGD schedule
+# (20 epochs at step 0.005) stops far short of convergence on ratings with standard
+# deviation ≈ 2.2, so SVD and SVD++ search epochs and step size too, in a second
+# stage (with rank and penalty at their best), which keeps the searches affordable.
 FULL_GRIDS = {
-    "svd": {"n_factors": [10, 30, 100], "reg_all": [0.05, 0.1, 0.2], "n_epochs": [100],
-            "lr_all": [0.01]},
-    "svdpp": {"n_factors": [10, 30], "reg_all": [0.05, 0.1, 0.2], "n_epochs": [50],
-              "lr_all": [0.01]},
+    "svd": [{"n_factors": [10, 30, 100], "reg_all": [0.1, 0.3, 1.0]},
+            {"lr_all": [0.005, 0.01, 0.02], "n_epochs": [50, 100, 200]}],
+    "svdpp": [{"n_factors": [10, 30], "reg_all": [0.3, 1.0]},
+              {"lr_all": [0.005, 0.01], "n_epochs": [25, 50]}],
     "knn": {"k": list(range(5, 51, 5))},
     "coclustering": {"n_cltr": list(range(5, 51, 5))},
 }
 REDUCED_GRIDS = {
-    "svd": {"n_factors": [10, 50], "reg_all": [0.02, 0.1]},
-    "svdpp": {"n_factors": [10], "reg_all": [0.02, 0.1]},
+    "svd": [{"n_factors": [10, 50], "reg_all": [0.1, 0.5]}, {"lr_all": [0.01], "n_epochs": [100]}],
+    "svdpp": [{"n_factors": [10], "reg_all": [0.1, 0.5]}, {"lr_all": [0.01], "n_epochs": [50]}],
     "knn": {"k": [5, 20, 50]},
     "coclustering": {"n_cltr": [5, 20, 50]},
 }
 QUICK_GRIDS = {
-    "svd": {"n_factors": [5, 10], "reg_all": [0.1]},
-    "svdpp": {"n_factors": [5], "reg_all": [0.1]},
+    "svd": [{"n_factors": [5, 10], "reg_all": [0.1]}, {"lr_all": [0.01], "n_epochs": [20]}],
+    "svdpp": [{"n_factors": [5], "reg_all": [0.1]}, {"lr_all": [0.01], "n_epochs": [10]}],
     "knn": {"k": [5, 20]},
     "coclustering": {"n_cltr": [3, 5]},
 }
+#: Bumped whenever the table's protocol changes, so that no cached run of an older one is reused.
+PROTOCOL_VERSION = 2
 QUICK_SETTING = (200, 200, 20)
 QUICK_RATINGS = 6000
 # --quick tunes once, as the committed table does; a test sets False to
@@ -114,9 +127,11 @@ QUICK_RATINGS = 6000
 QUICK_TUNE_ONCE = True
 
 
-def tune_surprise(method, train, grid, folds, seed):
-    """Best parameters of ``method`` by ``folds``-fold GridSearchCV on ``train`` (RMSE)."""
-    return tune_baseline(method, train, grid, folds=folds, seed=seed)
+def tune_surprise(method, train, grid, folds, seed) -> dict:
+    """``method``'s parameters by ``folds``-fold CV on ``train``, widened until interior."""
+    res = tune_baseline(method, train, grid, folds=folds, seed=seed)
+    return dict(params=res.params, cv_rmse=res.cv_rmse, settled=res.settled,
+                trials=len(res.trials))
 
 
 def score_surprise(method, params, train, test, seed):
@@ -125,36 +140,30 @@ def score_surprise(method, params, train, test, seed):
     return evaluate(pred, test).overall.rmse
 
 
-def score_ttm(train, test, seed, model_cfg, train_cfg, lambdas, checkpoint_dir=None,
-              progress=False):
-    """λ by the vmapped grid on a 20% validation split of ``train`` (the first half of
-    :func:`ttm_jax.holdout_then_refit`); test RMSE of its early-stopped model.
+def score_ttm(train, test, seed, model_cfg, train_cfg, lambdas, refit="warm",
+              checkpoint_dir=None, progress=False) -> dict:
+    """The library's protocol (:func:`ttm_jax.holdout_then_refit`) on ``train``: λ from
+    ``lambdas`` and the epochs by early stopping on a 20% hold-out, then the refit; the
+    test RMSE of the model it returns, and of the early-stopped one.
 
-    ``checkpoint_dir``: where the grid saves its state every 100 epochs, and
-    resumes from when it is run again. ``progress``: the grid's own report under
-    the table's bar, since a grid at Table 1's size runs for most of an hour."""
-    out = holdout_then_refit(model_cfg, train, train_cfg, lambdas=lambdas, refit_all=False,
+    ``checkpoint_dir``: where both fits save their state every 100 epochs, and
+    resume from when run again. ``progress``: the fits' own reports under the
+    table's bar."""
+    t0 = time.perf_counter()
+    out = holdout_then_refit(model_cfg, train, train_cfg, lambdas=lambdas, refit=refit,
                              split_seed=seed + 1, init_key=jax.random.key(seed),
                              key=jax.random.key(seed + 1), progress=progress,
                              checkpoint_dir=checkpoint_dir,
                              checkpoint_every=max(1, 100 // train_cfg.eval_every_epochs))
-    return dict(test_rmse=evaluate(out.model, test).overall.rmse, best_lambda=out.penalty_weight,
+    chosen = out.grid.best_index
+    return dict(test_rmse=evaluate(out.model, test).overall.rmse,
+                validated_test_rmse=evaluate(out.selection.model, test).overall.rmse,
+                best_lambda=out.penalty_weight,
+                lambda_interior=bool(0 < chosen < len(out.grid.lambdas) - 1),
                 val_rmse=[round(float(v), 5) for v in out.grid.val_rmse],
                 best_epoch=float(out.selection.best_epoch), epochs_run=out.grid.epochs_run,
-                stop=str(out.grid.stop_reason))
-
-
-def refit_ttm(train, test, seed, model_cfg, train_cfg, lam, epochs, progress=False):
-    """Test RMSE of λ = ``lam`` trained on the whole of ``train`` for ``epochs`` epochs.
-
-    The second half of the protocol: the grid (or a validated fit) chose λ and
-    the epoch count on a 20% hold-out; the model scored is retrained on all the
-    training ratings, the hold-out included, with no early stopping (there is
-    nothing left to stop on). Same keys as :func:`score_ttm`'s fit."""
-    res = refit(model_cfg, train, train_cfg.replace(penalty_weight=float(lam)), epochs,
-                init_key=jax.random.key(seed), key=jax.random.key(seed + 1), progress=progress)
-    return dict(test_rmse=evaluate(res.model, test).overall.rmse, best_lambda=float(lam),
-                refit_epochs=int(res.epochs_run), refit_stop=str(res.stop_reason))
+                stop=str(out.grid.stop_reason), refit=refit, refit_epochs=out.epochs,
+                fit_seconds=time.perf_counter() - t0)
 
 
 @functools.lru_cache(maxsize=2)
@@ -168,75 +177,63 @@ def train_test(s, s_idx, r, n_ratings):
     return random_split(data, 0.3, seed=seed)
 
 
-def run_name(s, s_idx, r, m, tag):
-    """The cache name of method ``m`` on replication ``r`` of setting ``s`` (options hash ``tag``)."""
-    return f"s{s_idx}-{s[0]}x{s[1]}x{s[2]}-r{r}-{m}-{tag}"
+def run_name(s, s_idx, r, m):
+    """The cache name of method ``m`` on replication ``r`` of setting ``s``."""
+    return f"s{s_idx}-{s[0]}x{s[1]}x{s[2]}-r{r}-{m}"
 
 
-def grid_checkpoint(root, s, s_idx, r, tag, tune_once, lambdas):
-    """The folder where the λ grid behind TTM's run ``r`` of setting ``s`` saves its
-    checkpoints (replication 0's tuning grid under ``tune_once``); ``None``: none.
+class Plan(NamedTuple):
+    """The options of one invocation that every run shares."""
 
-    The caller deletes it only once that run's result is in the cache: a cut
-    between the grid's end and the cache write then resumes from the finished grid."""
-    # Only a grid is long enough to be worth resuming (a refit is 1/25 of it).
-    if root is None or len(lambdas) == 1:
-        return None
-    name = run_name(s, s_idx, 0 if tune_once else r, "ttm", tag)
-    return Path(root) / ("tune-" + name if tune_once else name)
+    cache: ResultCache
+    n_ratings: int
+    grids: dict
+    folds: int
+    tune_once: bool
+    model_cfg: ModelConfig
+    train_cfg: TrainConfig
+    lambdas: tuple
+    refit: str
+    checkpoints: Path | None
+    progress: bool
+
+    def key(self, m: str) -> dict:
+        """Everything that determines a run of method ``m``: its cache key."""
+        common = dict(protocol=PROTOCOL_VERSION, ttm_jax=ttm_jax.__version__,
+                      n_ratings=self.n_ratings, tune_once=self.tune_once)
+        if m == "ttm":
+            return dict(common, model=dataclasses.asdict(self.model_cfg),
+                        train=dataclasses.asdict(self.train_cfg), lambdas=list(self.lambdas),
+                        refit=self.refit)
+        import surprise
+
+        return dict(common, grid=self.grids[m], folds=self.folds, surprise=surprise.__version__)
 
 
-def run_one(m, s, s_idx, r, *, tag, cache, n_ratings, grids, folds, tune_once,
-            model_cfg, train_cfg, lambdas, checkpoints=None, progress=False, refit=False,
-            tune_tag=None):
-    """Test RMSE (and details) of method ``m`` on replication ``r`` of setting ``s``.
-
-    ``checkpoints``: folder for the λ grid's checkpoints (the caller deletes
-    them once this run's result is cached: see ``grid_checkpoint``); ``None``: none.
-    ``refit``: TTM's scored model is retrained on the whole training set (see
-    :func:`refit_ttm`). ``tune_tag``: the options hash of the tuning run
-    (default ``tag``), which the refit does not change, so that a grid already
-    cached is reused rather than trained again."""
+def run_one(m, s, s_idx, r, plan: Plan) -> dict:
+    """Test RMSE (and details) of method ``m`` on replication ``r`` of setting ``s``."""
     t0 = time.perf_counter()
     seed = 1000 * s_idx + r
-    split = train_test(s, s_idx, r, n_ratings)
-    tune_rep = 0 if tune_once else r
-    tune_tag = tune_tag or tag
-    tune_name = "tune-" + run_name(s, s_idx, tune_rep, m, tune_tag)
-    ckpt = grid_checkpoint(checkpoints, s, s_idx, r, tune_tag, tune_once, lambdas)
-    if m == "ttm" and not tune_once:
-        out = score_ttm(split.train, split.test, seed, model_cfg, train_cfg, lambdas, ckpt,
-                        progress)
-        if refit:
-            out = dict(out, validated_test_rmse=out["test_rmse"], **refit_ttm(
-                split.train, split.test, seed, model_cfg, train_cfg, out["best_lambda"],
-                out["best_epoch"], progress))
-    elif m == "ttm":
-        # The λ grid runs once, on replication 0 (whose run is that grid's chosen
-        # model); later replications refit at its λ: 1/25 of the grid's cost each.
-        first = train_test(s, s_idx, 0, n_ratings)
-        tuned = cache.get(tune_name, lambda: score_ttm(
-            first.train, first.test, 1000 * s_idx, model_cfg, train_cfg, lambdas, ckpt,
-            progress))
-        if refit:
-            # λ and the epoch count both come from replication 0's grid, as λ alone
-            # does without the refit: no replication is tuned on its own data.
-            out = dict(tuned, validated_test_rmse=tuned["test_rmse"]) if r == 0 else {}
-            out.update(refit_ttm(split.train, split.test, seed, model_cfg, train_cfg,
-                                 tuned["best_lambda"], tuned["best_epoch"], progress))
-        else:
-            out = (dict(tuned) if r == 0 else  # a grid of one λ is one fit
-                   score_ttm(split.train, split.test, seed, model_cfg, train_cfg,
-                             [tuned["best_lambda"]], progress=progress))
+    split = train_test(s, s_idx, r, plan.n_ratings)
+    if m == "ttm":
+        lambdas = list(plan.lambdas)
+        if plan.tune_once and r > 0:
+            # Replication 0 chose λ; this one runs the protocol at that λ alone.
+            lambdas = [plan.cache.get(run_name(s, s_idx, 0, m),
+                                      lambda: run_one(m, s, s_idx, 0, plan),
+                                      plan.key(m))["best_lambda"]]
+        ckpt = None if plan.checkpoints is None else plan.checkpoints / run_name(s, s_idx, r, m)
+        out = score_ttm(split.train, split.test, seed, plan.model_cfg, plan.train_cfg, lambdas,
+                        plan.refit, ckpt, plan.progress)
     else:
-        tune_seed = 1000 * s_idx + tune_rep
-        tune_data = train_test(s, s_idx, tune_rep, n_ratings).train
-        tuned = cache.get(
-            tune_name,
-            lambda: dict(zip(("params", "cv_rmse"),
-                             tune_surprise(m, tune_data, grids[m], folds, tune_seed))))
+        tune_rep = 0 if plan.tune_once else r
+        tuned = plan.cache.get(
+            "tune-" + run_name(s, s_idx, tune_rep, m),
+            lambda: tune_surprise(m, train_test(s, s_idx, tune_rep, plan.n_ratings).train,
+                                  plan.grids[m], plan.folds, 1000 * s_idx + tune_rep),
+            plan.key(m))
         out = dict(test_rmse=score_surprise(m, tuned["params"], split.train, split.test, seed),
-                   params=tuned["params"], cv_rmse=tuned["cv_rmse"])
+                   params=tuned["params"], cv_rmse=tuned["cv_rmse"], settled=tuned["settled"])
     out.update(setting=list(s), rep=r, method=m, seed=seed, seconds=time.perf_counter() - t0)
     return out
 
@@ -256,7 +253,39 @@ def _improvement(row, methods):
     return f"{100 * (best - row['ttm'][0]) / best:.1f}%"
 
 
-def write_table(results, settings, methods, notes, path: Path):
+def _cpu_seconds() -> float:
+    """CPU time of this process and its finished children (all cores summed)."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def chosen_values(runs, settings, methods) -> list[str]:
+    """The hyperparameters each method chose, per setting (replication 0's choice), and
+    whether each is interior to what its search tried."""
+    lines = ["", "Chosen hyperparameters (replication 0; interior: worse values were tried on "
+             "both sides; limit: at a natural limit; rounds: the search stopped at an edge):", "",
+             "| (n, m, d) | method | chosen | settled |", "|---|---|---|---|"]
+    for s in settings:
+        for m in methods:
+            run = next((r for r in runs if tuple(r["setting"]) == tuple(s) and r["method"] == m
+                        and r["rep"] == 0), None)
+            if run is None:
+                continue
+            if m == "ttm":
+                chosen = f"λ = {run['best_lambda']:.2g}, best epoch {run['best_epoch']:g}"
+                settled = "interior" if run.get("lambda_interior") else "edge of the λ grid"
+            else:
+                params = {k: v for k, v in run["params"].items()
+                          if k not in ("random_state", "verbose", "sim_options", "n_cltr_i")}
+                chosen = ", ".join(f"{k} = {v:g}" if isinstance(v, float) else f"{k} = {v}"
+                                   for k, v in params.items())
+                settled = ", ".join(f"{k}: {v}" for k, v in run.get("settled", {}).items())
+            lines.append(f"| ({s[0]},{s[1]},{s[2]}) | {LABELS[m]} | {chosen} | {settled} |")
+    return lines
+
+
+def write_table(results, settings, methods, notes, path: Path, extra=()):
     head = "| (n, m, d) | source | " + " | ".join(LABELS[m] for m in methods)
     lines = [*notes, "", "Test RMSE, mean (standard error) over replications; improvement = "
              "(best competitor − TTM) / best competitor.", "",
@@ -275,7 +304,7 @@ def write_table(results, settings, methods, notes, path: Path):
             lines.append(f"| {name} | paper (50 rep.) | "
                          + " | ".join(_fmt(*paper[m]) for m in methods)
                          + f" | {_improvement(paper, methods)} |")
-    text = "\n".join(lines) + "\n"
+    text = "\n".join([*lines, *extra]) + "\n"
     path.write_text(text)
     return text
 
@@ -354,9 +383,9 @@ def main(argv=None):
     ap.add_argument("--ttm-lambdas", default="paper",
                     help="TTM's λ grid: 'paper' (the 25 values 1e-6 … 1e2) or a comma list, "
                     "e.g. '1e-3' to skip tuning")
-    ap.add_argument("--no-ttm-refit", action="store_true",
-                    help="score TTM's early-stopped model (trained on 80%% of the training set) "
-                    "instead of refitting the chosen λ on all of it for the epochs it kept")
+    ap.add_argument("--ttm-refit", default="warm", choices=REFIT_MODES,
+                    help="how TTM refits on all the training ratings after early stopping on "
+                    "its 20%% hold-out (holdout_then_refit; default: warm, the library's)")
     ap.add_argument("--ttm-max-epochs", type=int, default=None,
                     help="cap TrainConfig().max_epochs (default: no cap, 4000)")
     ap.add_argument("--ttm-max-seconds", type=float, default=None,
@@ -367,8 +396,8 @@ def main(argv=None):
     ap.add_argument("--cache", default="benchmarks/table1_cache")
     ap.add_argument("--out-dir", default="benchmarks/out/table1")
     ap.add_argument("--checkpoints", default=None,
-                    help="folder for TTM λ-grid checkpoints, saved every 100 epochs so that an "
-                    "interrupted grid resumes from its last one (default: OUT_DIR/checkpoints; "
+                    help="folder for TTM's checkpoints, saved every 100 epochs so that an "
+                    "interrupted run resumes from its last one (default: OUT_DIR/checkpoints; "
                     "'none': save none)")
     ap.add_argument("--no-progress", action="store_true")
     ap.add_argument("--cached-only", action="store_true",
@@ -427,74 +456,50 @@ def main(argv=None):
     if "ttm" in methods:
         notes.append(
             f"- TTM: {model_cfg}, {train_cfg}; "
-            + (f"λ fixed at {lambdas[0]:g}: NOT the paper's protocol (no λ tuning), early stopping "
-               "on a 20% validation split." if len(lambdas) == 1 else
-               f"λ from {len(lambdas)} grid points ({lambdas[0]:.0e} … {lambdas[-1]:.0e}) on a 20% "
-               "validation split, trained together under vmap"
-               + ("; grid run on replication 0, later replications refit at its λ"
-                  if tune_once else ", per replication")
-               + ("; the chosen λ retrained on the whole training set for the epochs early "
-                  "stopping kept" + (" on replication 0." if tune_once else ".")
-                  if not args.no_ttm_refit else
-                  "; scored: the early-stopped model trained on the other 80% (no refit).")))
+            + (f"λ fixed at {lambdas[0]:g} (no λ tuning: NOT the paper's protocol)"
+               if len(lambdas) == 1 else
+               f"λ from {len(lambdas)} grid points ({lambdas[0]:.0e} … {lambdas[-1]:.0e}), "
+               "trained together under vmap"
+               + (" on replication 0 and reused" if tune_once else ", per replication"))
+            + f"; epochs by early stopping on a 20% hold-out; refit: {args.ttm_refit}.")
     if any(m in grids for m in methods):
         notes += [
-            f"- Surprise tuning: GridSearchCV, {folds}-fold CV on the training set"
+            f"- Surprise tuning: {folds}-fold CV on the training set"
             + (" (reduced from the paper's 5)" if folds < 5 else "")
             + ("; tuned on replication 0 and reused" if tune_once else "; tuned per replication")
-            + ".",
-            "- Grids" + (" (reduced; not the paper's full grids)" if grids is not FULL_GRIDS
-                         else " (K and clusters as the paper; SVD/SVDpp ours)") + ": "
+            + "; grids widened until every chosen value is interior or at its natural limit.",
+            "- Starting grids" + (" (reduced)" if grids is not FULL_GRIDS else "") + ": "
             + "; ".join(f"{m}: {grids[m]}" for m in methods if m in grids) + ".",
         ]
     if args.quick:
         notes.append("- --quick: a smoke test on a small setting, not comparable with the paper.")
     print("\n".join(notes), flush=True)
 
-    cache = ResultCache(args.cache)
     checkpoints = (None if args.checkpoints == "none"
                    else Path(args.checkpoints or out_dir / "checkpoints"))
-    # TTM's λ always comes from `lambdas` (the grid, or its refit), never from
-    # TrainConfig().penalty_weight, so a change of the library's default λ keeps the cache.
-    train_key = repr(train_cfg).replace(f"penalty_weight={train_cfg.penalty_weight!r}, ", "")
-    opts = dict(n_ratings=n_ratings, grids=grids, folds=folds, tune_once=tune_once,
-                model=repr(model_cfg), train=train_key, lambdas=list(map(float, lambdas)))
-    # The refit changes what a TTM run scores, not its tuning: it enters the run's
-    # hash but not the grid's, so the grids cached before it are reused (and the
-    # runs without it keep their names).
-    refit = not args.no_ttm_refit
-    run_opts = dict(opts, ttm_refit=True) if refit else opts
+    plan = Plan(ResultCache(args.cache), n_ratings, grids, folds, tune_once, model_cfg,
+                train_cfg, tuple(map(float, lambdas)), args.ttm_refit, checkpoints,
+                not args.no_progress)
     results = {s: {m: [] for m in methods} for s in settings}
     runs, missing = [], []
-    show = not args.no_progress
-    bar = tqdm(total=len(settings) * reps * len(methods), disable=not show, unit="run")
-    t_start = time.perf_counter()
+    bar = tqdm(total=len(settings) * reps * len(methods), disable=not plan.progress, unit="run")
+    t_start, cpu_start = time.perf_counter(), _cpu_seconds()
     try:
         for s in settings:
             s_idx = SETTINGS.index(s) + 1 if s in SETTINGS else 0
             for r in range(reps):
                 for m in methods:
                     bar.set_description(f"({s[0]},{s[1]},{s[2]}) rep {r} {LABELS[m]}")
-                    tune_tag, tag = (
-                        key_hash(s, m, {k: v for k, v in o.items()
-                                    if m == "ttm" or k not in ("model", "train", "lambdas",
-                                                               "ttm_refit")})
-                        for o in (opts, run_opts))
-                    name = run_name(s, s_idx, r, m, tag)
-
-                    compute = functools.partial(
-                        run_one, m, s, s_idx, r, tag=tag, cache=cache, n_ratings=n_ratings,
-                        grids=grids, folds=folds, tune_once=tune_once, model_cfg=model_cfg,
-                        train_cfg=train_cfg, lambdas=lambdas,
-                        checkpoints=checkpoints, progress=show, refit=refit, tune_tag=tune_tag)
-                    if args.cached_only and not cache.path(name).exists():
+                    name = run_name(s, s_idx, r, m)
+                    if args.cached_only and plan.cache.load(name, plan.key(m)) is None:
                         missing.append(name)
                         bar.update(1)
                         continue
-                    run = cache.get(name, compute)
-                    if m == "ttm" and (done := grid_checkpoint(
-                            checkpoints, s, s_idx, r, tune_tag, tune_once, lambdas)) is not None:
-                        shutil.rmtree(done, ignore_errors=True)
+                    run = plan.cache.get(name, functools.partial(run_one, m, s, s_idx, r, plan),
+                                         plan.key(m))
+                    if m == "ttm" and checkpoints is not None:
+                        # Cached: its checkpoints (ours, under its name) are not needed again.
+                        shutil.rmtree(checkpoints / name, ignore_errors=True)
                     results[s][m].append(run["test_rmse"])
                     runs.append(run)
                     bar.update(1)
@@ -502,17 +507,21 @@ def main(argv=None):
     finally:
         bar.close()
         if checkpoints is not None and checkpoints.is_dir() and not any(checkpoints.iterdir()):
-            checkpoints.rmdir()  # every grid finished: leave no empty folder behind
+            checkpoints.rmdir()  # every run finished: leave no empty folder behind
 
-    notes.append(f"- Wall time of this invocation: {time.perf_counter() - t_start:.0f} s "
-                 "(cached runs cost nothing).")
+    wall, cpu = time.perf_counter() - t_start, _cpu_seconds() - cpu_start
+    notes.append(f"- Wall time of this invocation: {wall:.0f} s, CPU time {cpu:.0f} s "
+                 f"({machine()['cores']} cores; cached runs cost nothing).")
     if missing:
         notes.append(f"- --cached-only: {len(missing)} of {len(settings) * reps * len(methods)} "
                      "runs are not in the cache yet and are left out; the replication counts "
                      "per row say what is in.")
-    text = write_table(results, settings, methods, notes, out_dir / "table1.md")
+    text = write_table(results, settings, methods, notes, out_dir / "table1.md",
+                       chosen_values(runs, settings, methods))
     (out_dir / "table1_runs.json").write_text(json.dumps(
-        {"options": run_opts, "methods": methods, "runs": runs}, indent=1, default=str))
+        {"options": {m: plan.key(m) for m in methods}, "methods": methods, "runs": runs,
+         "wall_seconds": wall, "cpu_seconds": cpu, "machine": machine()},
+        indent=1, default=str))
     write_figure(results, settings, methods, out_dir / "table1.png")
     print(text)
     return results

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import math
 import os
 import re
 import shlex
@@ -108,12 +109,13 @@ def test_fit_refits_on_all_ratings_unless_told_not_to(walkthrough, tmp_path):
     folder, _ = walkthrough
     saved = load_model(folder / "model")
     fit_summary = saved.metadata["user_metadata"]["fit"]
-    assert fit_summary["refit_epochs"] == round(fit_summary["best_epoch"]) == 30
+    # The default warm refit: 5% of the kept epochs on all the ratings.
+    assert fit_summary["refit_epochs"] == math.ceil(0.05 * fit_summary["best_epoch"]) == 2
     code, out, err = run_cli("fit", "--ratings", str(folder / "ratings.csv"),
                              "--user-features", str(folder / "users.csv"),
                              "--item-features", str(folder / "items.parquet"),
                              "--model", str(tmp_path / "m"), "--hidden", "32,32",
-                             "--epochs", "30", "--no-refit", "--no-progress")
+                             "--epochs", "30", "--refit", "none", "--no-progress")
     assert code == 0, err
     assert "refitted" not in out
     early = load_model(tmp_path / "m")

@@ -168,49 +168,59 @@ def test_tune_once_reuses_replication_0s_lambda_for_ttm(table1, tmp_path):
                  "--cache", str(tmp_path / "c"), "--no-progress"])
     runs = json.loads((tmp_path / "o" / "table1_runs.json").read_text())["runs"]
     ttm = {r["rep"]: r for r in runs if r["method"] == "ttm"}
-    # Replication 0 ran the whole (quick) grid; each replication then retrains its
-    # λ on its whole training set for the epochs replication 0's early stopping kept.
+    # Replication 0 ran the whole (quick) grid; replication 1 runs the protocol at its λ
+    # alone, early-stopping on its own hold-out, then the warm refit on all of its train.
     assert len(ttm[0]["val_rmse"]) == len(table1.PAPER_LAMBDAS[::6])
-    assert "val_rmse" not in ttm[1]  # no second grid, no validated fit
-    assert ttm[1]["best_lambda"] == ttm[0]["best_lambda"]
-    assert ttm[0]["refit_epochs"] == ttm[1]["refit_epochs"] == round(ttm[0]["best_epoch"])
+    assert len(ttm[1]["val_rmse"]) == 1 and ttm[1]["best_lambda"] == ttm[0]["best_lambda"]
+    assert ttm[0]["refit"] == ttm[1]["refit"] == "warm"
+    assert ttm[1]["refit_epochs"] == math.ceil(0.05 * ttm[1]["best_epoch"])
     assert ttm[0]["test_rmse"] != ttm[0]["validated_test_rmse"]  # the refit is what is scored
     assert ttm[0]["test_rmse"] != ttm[1]["test_rmse"]  # a fresh data set per replication
     svd = {r["rep"]: r for r in runs if r["method"] == "svd"}
     assert svd[0]["params"] == svd[1]["params"]
 
 
-def test_without_refit_later_replications_refit_by_a_validated_fit(table1, tmp_path):
-    table1.main(["--quick", "--reps", "2", "--methods", "ttm", "--no-ttm-refit",
+def test_without_refit_the_early_stopped_model_is_scored(table1, tmp_path):
+    table1.main(["--quick", "--methods", "ttm", "--ttm-refit", "none",
                  "--out-dir", str(tmp_path / "o"), "--cache", str(tmp_path / "c"), "--no-progress"])
-    runs = json.loads((tmp_path / "o" / "table1_runs.json").read_text())["runs"]
-    ttm = {r["rep"]: r for r in runs}
-    assert len(ttm[1]["val_rmse"]) == 1 and ttm[1]["best_lambda"] == ttm[0]["best_lambda"]
-    assert "refit_epochs" not in ttm[0] and "refit_epochs" not in ttm[1]
+    (run,) = json.loads((tmp_path / "o" / "table1_runs.json").read_text())["runs"]
+    assert run["refit_epochs"] == 0 and run["test_rmse"] == run["validated_test_rmse"]
 
 
-def test_the_refit_reuses_a_cached_grid_and_trains_on_the_whole_training_set(
-        table1, tmp_path, monkeypatch):
+def test_a_cache_entry_is_keyed_on_every_configuration_field(table1, tmp_path, monkeypatch):
+    import dataclasses
+
+    from common import ResultCache
+
+    plan = table1.Plan(ResultCache(tmp_path), 100, {}, 2, True, ModelConfig(), TrainConfig(),
+                       (1e-3,), "warm", None, False)
+    other = {int: lambda v: v + 1, float: lambda v: v * 2 + 1e-3, bool: lambda v: not v,
+             str: None, tuple: lambda v: (*v, 7), type(None): lambda v: 1.0}
+    for cfg_field, config in (("model_cfg", plan.model_cfg), ("train_cfg", plan.train_cfg)):
+        for f in dataclasses.fields(config):
+            value = getattr(config, f.name)
+            changed = {"activation": "relu", "optimizer": "adam", "penalty": "l1",
+                       "tower_mode": "rating"}.get(f.name)
+            if changed is None:
+                changed = other[type(value)](value)
+            if f.name == "proximal":
+                continue  # valid only with penalty='l1'; covered by 'penalty'
+            moved = plan._replace(**{cfg_field: config.replace(**{f.name: changed})})
+            assert moved.key("ttm") != plan.key("ttm"), f.name
+    # And end to end: a run under a changed default is computed again, not read back.
     argv = ["--quick", "--methods", "ttm", "--out-dir", str(tmp_path / "o"),
             "--cache", str(tmp_path / "c"), "--no-progress"]
-    table1.main([*argv, "--no-ttm-refit"])
-    fitted_on = []
-    monkeypatch.setattr(table1, "holdout_then_refit",
-                        lambda *a, **k: pytest.fail("the grid was trained again"))
-    refit = table1.refit
-    monkeypatch.setattr(table1, "refit", lambda model_cfg, train, *a, **k:
-                        fitted_on.append(train.n_ratings) or refit(model_cfg, train, *a, **k))
     table1.main(argv)
-    split = table1.train_test(table1.QUICK_SETTING, 0, 0, table1.QUICK_RATINGS)
-    assert fitted_on == [split.train.n_ratings]  # all of it: the 20% hold-out included
-    # Both runs stay in the cache under their own names.
-    assert len(list((tmp_path / "c").glob("s0-*-ttm-*.json"))) == 2
+    real = table1.TrainConfig
+    monkeypatch.setattr(table1, "TrainConfig", lambda **kw: real(**kw).replace(min_delta=1e-9))
+    ran = _count_chunks(monkeypatch)
+    table1.main(argv)
+    assert ran, "a run with another configuration was read from the cache"
 
 
-@pytest.mark.parametrize("cut", ["after the grid", "before the run's cache write"])
 @pytest.mark.parametrize("tune_once", [True, False], ids=["tune-once", "per-replication"])
-def test_a_ttm_grid_cut_off_before_its_result_is_cached_resumes_from_its_checkpoint(
-        table1, tmp_path, monkeypatch, tune_once, cut):
+def test_a_ttm_run_cut_off_before_its_result_is_cached_resumes_from_its_checkpoint(
+        table1, tmp_path, monkeypatch, tune_once):
     monkeypatch.setattr(table1, "QUICK_TUNE_ONCE", tune_once)
     argv = ["--quick", "--methods", "ttm", "--out-dir", str(tmp_path / "o"),
             "--cache", str(tmp_path / "c"), "--no-progress"]
@@ -218,29 +228,18 @@ def test_a_ttm_grid_cut_off_before_its_result_is_cached_resumes_from_its_checkpo
     def power_cut(*args, **kwargs):
         raise RuntimeError("power cut")
 
-    cached = table1.ResultCache.get
-
-    def cut_at_the_run_write(cache, name, compute, key=None):
-        if name.startswith("tune-"):
-            return cached(cache, name, compute, key)
-        compute()
-        power_cut()
-
     with monkeypatch.context() as m:
-        if cut == "after the grid":
-            m.setattr(table1, "evaluate", power_cut)
-        else:
-            m.setattr(table1.ResultCache, "get", cut_at_the_run_write)
+        m.setattr(table1, "evaluate", power_cut)  # after both fits, before the cache write
         with pytest.raises(RuntimeError, match="power cut"):
             table1.main(argv)
-    saved = list((tmp_path / "o" / "checkpoints").glob("*-ttm-*/holdout/metadata.json"))
+    saved = list((tmp_path / "o" / "checkpoints").glob("*-ttm/holdout/metadata.json"))
     assert len(saved) == 1
-    assert not [p for p in (tmp_path / "c").glob("*.json") if not p.name.startswith("tune-")]
+    assert not list((tmp_path / "c").glob("*.json"))
 
     ran = _count_chunks(monkeypatch)
     table1.main(argv)
-    assert all(r == 1 for r in ran)  # the finished grid was read back; only a refit trains
-    assert not saved[0].exists()  # its checkpoint removed once the result was cached
+    assert ran == []  # both fits were read back from their checkpoints, not trained again
+    assert not saved[0].exists()  # and the checkpoints removed once the result was cached
     assert not (tmp_path / "o" / "checkpoints").exists()  # no empty folder left either
     (run,) = json.loads((tmp_path / "o" / "table1_runs.json").read_text())["runs"]
     assert math.isfinite(run["test_rmse"])
@@ -271,7 +270,9 @@ def test_adamw_decay_is_chosen_from_a_vmapped_grid_like_any_lambda(table1):
     assert out["best_lambda"] == [1e-3, 3.0][int(np.argmin(out["val_rmse"]))]
     assert out["val_rmse"][0] != out["val_rmse"][1]
     assert math.isfinite(out["test_rmse"])
-    assert table1.score_ttm(train, test, 5, SMALL, cfg, [1e-3, 3.0]) == out
+    again = table1.score_ttm(train, test, 5, SMALL, cfg, [1e-3, 3.0])
+    assert {k: v for k, v in again.items() if k != "fit_seconds"} == {
+        k: v for k, v in out.items() if k != "fit_seconds"}
 
 
 @pytest.mark.parametrize("argv, word", [(["--settings", "10"], "--settings"),

@@ -99,11 +99,11 @@ def _cmd_fit(args) -> int:
         if args.validation_fraction > 0:
             out = holdout_then_refit(
                 model_config, data, train_config, validation_fraction=args.validation_fraction,
-                refit_all=not args.no_refit, split_seed=args.seed, init_key=init_key,
+                refit=args.refit, split_seed=args.seed, init_key=init_key,
                 key=fit_key, progress=progress, checkpoint_dir=args.checkpoint_dir,
                 checkpoint_every=args.checkpoint_every)
             result, model_out = out.selection, out.model
-            refit_epochs = None if out.refit is None else int(out.refit.epochs_run)
+            refit_epochs = None if out.refit is None else out.epochs
         else:
             model = init_model(model_config, data, key=init_key)
             result = fit(model, data, None, train_config, key=fit_key, progress=progress,
@@ -111,7 +111,7 @@ def _cmd_fit(args) -> int:
                          checkpoint_every=args.checkpoint_every)
             model_out, refit_epochs = result.model, None
     except TrainingDivergedError as err:
-        hint = " (--no-refit saves the early-stopped model)" if err.selection is not None else ""
+        hint = " (--refit none saves the early-stopped model)" if err.selection is not None else ""
         print(f"ttm_jax: error: {err}; nothing was saved{hint}", file=sys.stderr)
         return 1
 
@@ -141,7 +141,7 @@ def _cmd_fit(args) -> int:
           f"{result.epochs_run:g} epochs, stop: {result.stop_reason}"
           + (f", validation RMSE {val:.4f}" if val is not None else ""))
     if refit_epochs is not None:
-        print(f"refitted on all {data.n_ratings} ratings for {refit_epochs} epochs")
+        print(f"refitted on all {data.n_ratings} ratings for {refit_epochs} epochs ({args.refit})")
     print(f"model saved to {path}")
     return 0
 
@@ -376,10 +376,11 @@ def build_parser() -> argparse.ArgumentParser:
                           "error, as they are usually typos)")
     fit.add_argument("--validation-fraction", type=float, default=0.2,
                      help="ratings held out for early stopping (default: 0.2)")
-    fit.add_argument("--no-refit", action="store_true",
-                     help="save the early-stopped model trained on the other ratings, instead "
-                          "of refitting on all ratings for the epochs it kept (the default, as "
-                          "TwoTowerRegressor())")
+    fit.add_argument("--refit", default="warm", choices=("warm", "scratch", "none"),
+                     help="after early stopping on the held-out ratings, learn from all of them: "
+                          "'warm' trains the early-stopped model on for a short share of its "
+                          "epochs, 'scratch' trains a fresh model for all of them, 'none' saves "
+                          "the early-stopped model (default: warm, as TwoTowerRegressor())")
     # Architecture and optimiser defaults are the library's (ModelConfig(),
     # TrainConfig()), so the command line and TwoTowerRegressor() train the same model.
     from ttm_jax.config import ACTIVATION_NAMES, ModelConfig, TrainConfig

@@ -18,7 +18,7 @@ __all__ = ["ACTIVATION_NAMES", "OPTIMIZERS", "PENALTIES", "TOWER_MODES", "ModelC
 #: ``relu`` and ``sigmoid`` are the paper's.
 ACTIVATION_NAMES = ("relu", "sigmoid", "silu", "tanh", "gelu", "softplus", "identity")
 PENALTIES = ("l2", "l1", "none")
-OPTIMIZERS = ("adam", "adamw", "sgd")
+OPTIMIZERS = ("adam", "adamw", "sgd", "muon")
 TOWER_MODES = ("auto", "entity", "rating")
 
 
@@ -73,7 +73,10 @@ class TrainConfig:
 
     Attributes:
       optimizer: ``"adam"``, ``"adamw"`` (decoupled weight decay equal to
-        ``penalty_weight``, in place of the penalty gradient) or ``"sgd"``.
+        ``penalty_weight``, in place of the penalty gradient), ``"sgd"``, or
+        ``"muon"`` (``optax.contrib.muon``: momentum orthogonalised by
+        Newton–Schulz iterations for the weight matrices, scaled to the RMS of
+        an Adam step so that the same step sizes apply; Adam for the biases).
       learning_rate: initial step size ``η_0``.
       decay_rate: multiply the step size by this every ``decay_epochs`` epochs
         (``1.0``: constant).
@@ -111,14 +114,14 @@ class TrainConfig:
     raises :class:`ttm_jax.checks.InvalidArgument` naming ``batch_size``).
     """
 
-    optimizer: str = "adam"
-    learning_rate: float = 6e-3
+    optimizer: str = "muon"
+    learning_rate: float = 2.4e-2
     decay_rate: float = 0.5
     decay_epochs: float = 1000.0
     decay_begin_epochs: float = 0.0
     min_learning_rate: float = 1e-4
     warmup_epochs: float = 0.0
-    batch_size: int = 8192
+    batch_size: int = 32768
     max_epochs: int = 4000
     penalty: str = "l2"
     penalty_weight: float = 1e-3
@@ -146,6 +149,10 @@ class TrainConfig:
         if self.proximal and self.penalty != "l1":
             raise checks.InvalidArgument(
                 "proximal=True applies to penalty='l1' only; set penalty='l1'")
+        if self.proximal and self.optimizer == "muon":
+            raise checks.InvalidArgument(
+                "proximal=True needs optimizer='sgd', 'adam' or 'adamw' (the threshold is "
+                "preconditioned like their step; muon's orthogonalised step has no such scale)")
         checks.optional_real("max_seconds", self.max_seconds, low=0.0, low_open=True)
         checks.optional_real("grad_clip", self.grad_clip, low=0.0, low_open=True)
         if self.decay_rate < 1 and self.min_learning_rate > self.learning_rate:

@@ -8,11 +8,20 @@ scripts all use:
 2. train on the rest with early stopping on the hold-out, which chooses the
    number of epochs, and, given a grid of λ, every λ at once under ``vmap``
    (:func:`~ttm_jax.training.fit_lambda_grid`), which chooses λ;
-3. unless ``refit=False``, train a fresh model from the same keys on *all*
-   the training ratings, hold-out included, for the chosen epochs at the
-   chosen λ (:func:`refit`), and return that model: the hold-out chose how
-   long to train, the refit learns from every rating (benchmarks/RESULTS.md §7
-   measures the gain).
+3. refit on *all* the training ratings, hold-out included, and return that
+   model: the hold-out chose how long to train (and λ), the refit learns from
+   every rating. Two ways (``refit=``):
+
+   * ``"warm"`` (the default, :func:`continue_training`): the early-stopped
+     model trains on, on all the ratings, for a short :data:`WARM_FRACTION` of
+     the epochs it kept, at the step size its schedule had reached there;
+   * ``"scratch"`` (:func:`refit_from_scratch`): a fresh model from the same keys trains on
+     all the ratings for the epochs the hold-out chose, which costs a whole
+     second fit.
+
+   ``"none"`` returns the early-stopped model trained on the other
+   ``1 − validation_fraction``. benchmarks/RESULTS.md §7 and
+   ``benchmarks/time_to_accuracy.py`` measure what each gains and costs.
 """
 
 from __future__ import annotations
@@ -35,9 +44,14 @@ from ttm_jax.training.callbacks import Callback
 from ttm_jax.training.fit import LambdaGridResult, check_lambdas, fit, fit_lambda_grid
 from ttm_jax.training.results import FitResult, TrainingDivergedError
 
-__all__ = ["ProtocolResult", "holdout_then_refit", "refit"]
+__all__ = ["REFIT_MODES", "WARM_FRACTION", "ProtocolResult", "continue_training",
+           "holdout_then_refit", "refit_from_scratch"]
 
 _STAGES = ("holdout", "refit")
+#: How :func:`holdout_then_refit` refits on all the ratings.
+REFIT_MODES = ("warm", "scratch", "none")
+#: The share of the kept epochs that a warm refit trains on all the ratings.
+WARM_FRACTION = 0.05
 
 
 class ProtocolResult(NamedTuple):
@@ -52,7 +66,7 @@ class ProtocolResult(NamedTuple):
         from a grid, else ``None``.
       refit: the refit's :class:`FitResult`, or ``None`` without one.
       penalty_weight: the λ used (chosen, or the configuration's).
-      epochs: the epochs the refit trains (``round(selection.best_epoch)``, at least 1).
+      epochs: the epochs the refit trained (0 without one).
     """
 
     model: TwoTower
@@ -63,7 +77,7 @@ class ProtocolResult(NamedTuple):
     epochs: int
 
 
-def refit(
+def refit_from_scratch(
     model_config: ModelConfig,
     data: RatingData,
     config: TrainConfig,
@@ -107,6 +121,50 @@ def refit(
                checkpoint_every=checkpoint_every, label="refit")
 
 
+def continue_training(
+    selection: FitResult,
+    data: RatingData,
+    config: TrainConfig,
+    *,
+    key: jax.Array,
+    fraction: float = WARM_FRACTION,
+    progress: bool | None = None,
+    callbacks: Sequence[Callback] = (),
+    checkpoint_dir=None,
+    checkpoint_every: int = 1,
+) -> FitResult:
+    """The warm refit: an early-stopped model trained on, on all of ``data``.
+
+    ``selection``'s model (its best parameters) trains on every rating, hold-out
+    included, for ``max(1, ⌈fraction · best_epoch⌉)`` epochs, with fresh
+    optimiser moments and a constant step size: the one its schedule had
+    reached at the kept epoch (``selection.history.learning_rate`` there). The
+    standardisation keeps the statistics of the data it was fitted on.
+
+    Args:
+      selection: the early-stopped one-model :class:`FitResult`.
+      data: all the training ratings Ω (sharing the selection's covariate columns).
+      config: the selection's :class:`TrainConfig` (its λ included).
+      key: ``jax.random`` key; the continuation draws from ``fold_in(key, 1)``.
+      fraction: the share of the kept epochs to train, in ``(0, 1]``.
+      progress, callbacks, checkpoint_dir, checkpoint_every: as :func:`~ttm_jax.fit`.
+
+    Returns:
+      The continuation's one-model :class:`FitResult` (no validation curve).
+    """
+    fraction = checks.real("fraction", fraction, low=0.0, high=1.0, low_open=True)
+    hist = selection.history
+    at = int(np.argmin(np.abs(hist.epoch - selection.best_epoch)))
+    # The row at epoch 0 has no step taken yet; its "step size in force" is the first one.
+    step_size = float(hist.learning_rate[max(at, 1) if hist.epoch.size > 1 else 0])
+    epochs = max(1, int(np.ceil(fraction * selection.best_epoch)))
+    warm = config.replace(learning_rate=step_size, decay_rate=1.0, warmup_epochs=0.0,
+                          max_epochs=epochs)
+    return fit(selection.model, data, None, warm, key=jax.random.fold_in(key, 1),
+               progress=progress, callbacks=callbacks, checkpoint_dir=checkpoint_dir,
+               checkpoint_every=checkpoint_every, label="refit")
+
+
 def _stage_dirs(checkpoint_dir) -> dict[str, Path | None]:
     if checkpoint_dir is None:
         return dict.fromkeys(_STAGES)
@@ -130,7 +188,7 @@ def holdout_then_refit(
     *,
     validation_fraction: float = 0.2,
     lambdas: Sequence[float] | np.ndarray | None = None,
-    refit_all: bool = True,
+    refit: str = "warm",
     split_seed: int,
     init_key: jax.Array,
     key: jax.Array,
@@ -150,8 +208,10 @@ def holdout_then_refit(
       validation_fraction: the share of ``train`` held out, in ``(0, 1)``.
       lambdas: ``None``: train at ``config.penalty_weight``; else a grid of λ,
         trained together, λ chosen by hold-out RMSE.
-      refit_all: refit on all of ``train`` (the default); ``False`` returns the
-        early-stopped model trained on the other ``1 − validation_fraction``.
+      refit: how to refit on all of ``train`` (:data:`REFIT_MODES`):
+        ``"warm"`` (continue the early-stopped model, :func:`continue_training`),
+        ``"scratch"`` (a fresh model for the kept epochs, :func:`refit_from_scratch`) or
+        ``"none"`` (return the early-stopped model).
       split_seed: seeds the hold-out.
       init_key, key: ``jax.random`` keys of the initial weights and of the
         minibatch draws, shared by the two fits.
@@ -178,6 +238,7 @@ def holdout_then_refit(
     if not isinstance(train, RatingData):
         raise TypeError(f"train must be a RatingData, got {type(train).__name__}")
     checks.fraction("validation_fraction", validation_fraction, allow_zero=False)
+    checks.choice("refit", refit, REFIT_MODES)
     split_seed = checks.integer("split_seed", split_seed, low=0)
     dirs = _stage_dirs(checkpoint_dir)
     split = random_split(train, validation_fraction, seed=split_seed)
@@ -194,15 +255,21 @@ def holdout_then_refit(
                                key=key, progress=progress, callbacks=callbacks,
                                checkpoint_dir=dirs["holdout"], checkpoint_every=checkpoint_every)
         selection, lam = grid.fits.member(grid.best_index), grid.best_lambda
-    epochs = max(1, round(selection.best_epoch))
-    if not refit_all:
-        return ProtocolResult(selection.model, selection, grid, None, lam, epochs)
+    if refit == "none":
+        return ProtocolResult(selection.model, selection, grid, None, lam, 0)
+    chosen = config.replace(penalty_weight=lam)
     try:
-        again = refit(model_config, train, config.replace(penalty_weight=lam),
-                      selection.best_epoch, init_key=init_key, key=key, progress=progress,
-                      callbacks=callbacks, checkpoint_dir=dirs["refit"],
-                      checkpoint_every=checkpoint_every)
+        if refit == "warm":
+            again = continue_training(selection, train, chosen, key=key, progress=progress,
+                                      callbacks=callbacks, checkpoint_dir=dirs["refit"],
+                                      checkpoint_every=checkpoint_every)
+        else:
+            again = refit_from_scratch(model_config, train, chosen, selection.best_epoch,
+                                       init_key=init_key, key=key, progress=progress,
+                                       callbacks=callbacks, checkpoint_dir=dirs["refit"],
+                                       checkpoint_every=checkpoint_every)
     except TrainingDivergedError as err:
         raise TrainingDivergedError(f"the refit on all {train.n_ratings} ratings: {err}",
                                     err.result, selection=selection) from None
-    return ProtocolResult(again.model, selection, grid, again, lam, epochs)
+    return ProtocolResult(again.model, selection, grid, again, lam, int(again.epochs_run))
+

@@ -12,7 +12,7 @@ from ttm_jax.config import ModelConfig, TrainConfig
 from ttm_jax.data.ratings import RatingData
 from ttm_jax.model.init import init_model
 from ttm_jax.model.towers import TwoTower
-from ttm_jax.protocols import holdout_then_refit
+from ttm_jax.protocols import REFIT_MODES, holdout_then_refit
 from ttm_jax.serving.inference import embed_items, embed_users, predict_pairs
 from ttm_jax.training.fit import fit
 from ttm_jax.training.results import FitResult, TrainingDivergedError
@@ -29,12 +29,12 @@ class TwoTowerRegressor:
         paper's recipe).
       validation_fraction: when :meth:`fit` gets no validation set, hold out this
         fraction of the training ratings for early stopping (paper: 0.2).
-      refit: after early stopping on that hold-out, train again from the same
-        keys on *all* the training ratings, hold-out included, for the epochs
-        early stopping kept, and keep that model
-        (:func:`ttm_jax.protocols.holdout_then_refit`). It costs a second fit and
-        is worth it: Table 1's TTM falls by 0.02 to 0.14 in RMSE with it
-        (benchmarks/RESULTS.md §7). Not done when :meth:`fit` is given its own
+      refit: after early stopping on that hold-out, learn from *all* the training
+        ratings (:func:`ttm_jax.protocols.holdout_then_refit`): ``"warm"`` (the
+        default) trains the early-stopped model on, on every rating, for a short
+        share of the epochs it kept; ``"scratch"`` trains a fresh model from the
+        same keys for all the kept epochs (a second whole fit); ``"none"`` keeps
+        the early-stopped model. Not done when :meth:`fit` is given its own
         validation set, or with ``validation_fraction=0``.
       seed: seeds initialisation, minibatches and the validation hold-out. With
         ``None`` a seed is drawn from the OS and recorded in ``seed_``, so any
@@ -65,7 +65,7 @@ class TwoTowerRegressor:
         train: TrainConfig | None = None,
         *,
         validation_fraction: float = 0.2,
-        refit: bool = True,
+        refit: str = "warm",
         seed: int | None = None,
         progress: bool | None = None,
     ):
@@ -76,7 +76,7 @@ class TwoTowerRegressor:
         self.model = model if model is not None else ModelConfig()
         self.train = train if train is not None else TrainConfig()
         self.validation_fraction = checks.fraction("validation_fraction", validation_fraction)
-        self.refit = bool(refit)
+        self.refit = checks.choice("refit", refit, REFIT_MODES)
         self.seed = None if seed is None else checks.integer("seed", seed, low=0)
         self.progress = progress
 
@@ -104,7 +104,7 @@ class TwoTowerRegressor:
             if validation is None and self.validation_fraction > 0:
                 out = holdout_then_refit(
                     self.model, train, self.train, validation_fraction=self.validation_fraction,
-                    refit_all=self.refit, split_seed=self.seed_, init_key=init_key, key=fit_key,
+                    refit=self.refit, split_seed=self.seed_, init_key=init_key, key=fit_key,
                     progress=self.progress)
                 self.model_, self.result_, self.refit_result_ = out.model, out.selection, out.refit
             else:

@@ -25,7 +25,10 @@ from ttm_jax.config import TrainConfig
 from ttm_jax.optim.proximal import proximal_l1
 from ttm_jax.optim.schedule import make_schedule
 
-__all__ = ["Hyperparams", "hyperparams_of", "make_optimizer", "with_hyperparams"]
+__all__ = ["MUON_RMS", "Hyperparams", "hyperparams_of", "make_optimizer", "with_hyperparams"]
+
+#: RMS of muon's orthogonalised update (Moonlight's matching of an AdamW step).
+MUON_RMS = 0.2
 
 
 class Hyperparams(NamedTuple):
@@ -53,7 +56,9 @@ def make_optimizer(config: TrainConfig, steps_per_epoch: int) -> optax.GradientT
 
     ``adam`` is ``chain(scale_by_adam, scale_by_learning_rate(η_t))`` as
     ``optax.adam``; ``adamw`` inserts ``add_decayed_weights(λ)`` as ``optax.adamw``;
-    ``sgd`` is ``scale_by_learning_rate(η_t)``; with ``proximal=True`` the update
+    ``sgd`` is ``scale_by_learning_rate(η_t)``; ``muon`` is ``optax.contrib.muon``
+    (Newton–Schulz-orthogonalised momentum for the weight matrices, Adam for the
+    biases) at step ``η_t``; with ``proximal=True`` the update
     ends with :func:`~ttm_jax.optim.proximal_l1`. ``η_0`` and ``λ`` are injected
     (``optax.inject_hyperparams``): see :func:`with_hyperparams`.
 
@@ -68,6 +73,11 @@ def make_optimizer(config: TrainConfig, steps_per_epoch: int) -> optax.GradientT
         parts = []
         if config.grad_clip is not None:
             parts.append(optax.clip_by_global_norm(config.grad_clip))
+        if config.optimizer == "muon":
+            # consistent_rms: the orthogonalised update is scaled to an Adam step's RMS,
+            # so Adam's step sizes (and schedules) carry over.
+            parts.append(optax.contrib.muon(schedule, consistent_rms=MUON_RMS))
+            return optax.chain(*parts)
         if config.optimizer in ("adam", "adamw"):
             parts.append(optax.scale_by_adam())
         if config.optimizer == "adamw":
