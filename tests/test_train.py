@@ -225,6 +225,20 @@ def test_a_diverging_loss_stops_with_an_error_and_keeps_the_best_parameters(smal
     assert all(bool(jnp.isfinite(x).all()) for x in leaves)
 
 
+def test_a_divergence_caused_by_an_outlying_rating_points_at_the_rating(small_split):
+    train = small_split.train
+    ratings = train.ratings.copy()
+    ratings[7] = 1e10  # a misplaced value: a smaller step size would not be the fix
+    bad = RatingData(train.user_features, train.item_features, train.user_ids, train.item_ids,
+                     ratings)
+    model = init_model(SMALL, bad, key=jax.random.key(0))
+    with pytest.raises(TrainingDivergedError,
+                       match=r"rating 1e\+10 at position 7 of the training ratings is far "
+                             "outside the others .*check the data"):
+        fit(model, bad, None, TrainConfig.paper(max_epochs=2), key=jax.random.key(1),
+            progress=False)
+
+
 def test_wrong_width_features_are_rejected_by_a_fitted_regressor(small_split):
     reg = TwoTowerRegressor(SMALL, TrainConfig(max_epochs=1), seed=0, progress=False)
     reg.fit(small_split.train)
