@@ -126,6 +126,38 @@ def test_another_format_version_is_refused_with_both_versions(saved_dir):
         load_model(saved_dir)
 
 
+def _remove(meta, *keys):
+    for key in keys[:-1]:
+        meta = meta[key]
+    del meta[keys[-1]]
+
+
+@pytest.mark.parametrize("keys", [("model_config",), ("schema",), ("leaves",),
+                                  ("leaves", "state"), ("text_arrays",), ("user_metadata",)])
+def test_a_resealed_metadata_file_without_a_key_is_reported_not_a_key_error(saved_dir, keys):
+    _edit_metadata(saved_dir, lambda m: _remove(m, *keys), reseal=True)
+    with pytest.raises(CheckpointError, match="metadata.json is not a valid saved model's "
+                                              "metadata .*Save the model again"):
+        load_model(saved_dir)
+
+
+@pytest.mark.parametrize("edit", [
+    lambda m: m["leaves"].update(state="x"),
+    lambda m: m["leaves"]["state"][0].update(shape=[10**12, 10**12]),
+    lambda m: m["leaves"]["state"][0].update(dtype="object"),
+    lambda m: m.update(numeric_arrays=["a", "b"]),
+    lambda m: m.update(files=[]),
+    lambda m: next(iter(m["files"].values())).pop("bytes"),
+    lambda m: m.update(files={"../../etc/passwd": {"bytes": 1, "sha256": "0"}}),
+    lambda m: m["model_config"].pop("hidden"),  # the default's widths: not the arrays'
+], ids=["state-records", "huge-shape", "object-dtype", "array-names", "files-list",
+        "file-size", "file-outside", "default-hidden"])
+def test_a_resealed_metadata_file_with_wrong_types_is_reported(saved_dir, edit):
+    _edit_metadata(saved_dir, edit, reseal=True)
+    with pytest.raises(CheckpointError):
+        load_model(saved_dir)
+
+
 def test_other_feature_widths_are_refused(saved_dir):
     with pytest.raises(CheckpointError, match="7 user covariate columns but the saved model "
                                               "expects D_u=5"):

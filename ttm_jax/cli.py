@@ -153,24 +153,46 @@ class _Stored:
     """A model folder written by ``fit``: the model and its training tables."""
 
     def __init__(self, folder: str):
-        from ttm_jax.io import CheckpointError, load_model
+        from ttm_jax.io import load_model
 
         saved = load_model(folder)
-        need = ("user_ids", "item_ids", "user_features", "item_features", "rated_users",
-                "rated_items", "ratings")
-        missing = [k for k in need if k not in saved.arrays]
-        if missing:
-            raise CheckpointError(f"{folder} was not written by `ttm_jax fit` (it lacks "
-                                  f"{missing[0]}); save models for the command line with it")
         self.folder = folder
         self.saved = saved
         self.model = saved.model
-        a = saved.arrays
+        a = self._tables(saved.arrays)
         self.user_ids, self.item_ids = a["user_ids"], a["item_ids"]
         self.user_features, self.item_features = a["user_features"], a["item_features"]
         self.rated_users, self.rated_items, self.ratings = (
             a["rated_users"], a["rated_items"], a["ratings"])
-        self.columns = saved.metadata["user_metadata"]["columns"]
+        columns = saved.metadata["user_metadata"].get("columns")
+        if not (isinstance(columns, dict) and
+                all(isinstance(columns.get(k), str) for k in ("user", "item", "rating"))):
+            self._refuse("the names of its id and rating columns")
+        self.columns = columns
+
+    def _refuse(self, lacking: str):
+        from ttm_jax.io import CheckpointError
+
+        raise CheckpointError(f"{self.folder} was not written by `ttm_jax fit` (it lacks "
+                              f"{lacking}); save models for the command line with it")
+
+    def _tables(self, a: dict) -> dict:
+        """The training tables, checked to fit together (a model saved by other code may
+        hold arrays under these names that do not)."""
+        need = ("user_ids", "item_ids", "user_features", "item_features", "rated_users",
+                "rated_items", "ratings")
+        missing = [k for k in need if k not in a]
+        if missing:
+            self._refuse(missing[0])
+        schema = self.saved.schema
+        for side in ("user", "item"):
+            ids, x = a[f"{side}_ids"], a[f"{side}_features"]
+            rated = a[f"rated_{side}s"]
+            if not (ids.ndim == 1 and x.shape == (ids.size, getattr(schema, f"{side}_features"))
+                    and rated.shape == a["ratings"].shape and rated.dtype.kind in "iu"
+                    and (rated.size == 0 or 0 <= rated.min() <= rated.max() < ids.size)):
+                self._refuse(f"{side} tables that fit together")
+        return a
 
     def covariates(self, side: str, path: str | None):
         """``(ids, features)``: the training table, extended/overridden by ``path``'s rows."""

@@ -196,6 +196,15 @@ def _umask() -> int:
     return mask
 
 
+def _is_manifest(files) -> bool:
+    """Whether ``files`` is the ``{name: {"bytes": int, "sha256": str}}`` that :func:`commit` writes."""
+    return isinstance(files, dict) and all(
+        isinstance(info, dict) and type(info.get("bytes")) is int
+        and isinstance(info.get("sha256"), str)
+        and not Path(name).is_absolute() and ".." not in Path(name).parts
+        for name, info in files.items())
+
+
 def read(path: str | os.PathLike, fmt: str, what: str) -> tuple[dict, Path]:
     """Read and verify the folder ``path`` of kind ``fmt``.
 
@@ -235,8 +244,11 @@ def read(path: str | os.PathLike, fmt: str, what: str) -> tuple[dict, Path]:
             "content); it is not used. Restore the original file, or save the model again")
     payload = path / str(meta.get("payload", ""))
     files = meta.get("files")
-    if not _PAYLOAD.match(payload.name) or not payload.is_dir() or not isinstance(files, dict):
+    if not _PAYLOAD.match(payload.name) or not payload.is_dir():
         raise CheckpointError(f"{payload} is missing; the {what} is incomplete")
+    if not _is_manifest(files):
+        raise CheckpointError(f"{meta_path} has no valid list of payload files (sizes and "
+                              f"checksums); the {what} cannot be verified, so it is not used")
     on_disk = {p.relative_to(payload).as_posix() for p in payload.rglob("*") if p.is_file()}
     for name in sorted(on_disk - set(files)):
         raise CheckpointError(f"{payload / name} was not written with this {what}; the folder "
