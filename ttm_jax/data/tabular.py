@@ -152,6 +152,10 @@ class RatingsTable(NamedTuple):
     user_col: str
     item_col: str
 
+    def where(self, row: int) -> str:
+        """``"<file>, row <row> (line <n>)"``: where the ``row``-th rating is in the file."""
+        return f"{self.path}, {_where(self.path, row)}"
+
 
 def read_ratings(
     path: str | os.PathLike,

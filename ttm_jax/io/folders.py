@@ -44,6 +44,7 @@ __all__ = [
     "OutputPathError",
     "check_writable",
     "commit",
+    "owned_by_save",
     "library_version",
     "read",
 ]
@@ -122,6 +123,23 @@ def check_writable(path: str | os.PathLike, fmt: str) -> Path:
             f"{', …' if len(others) > 3 else ''}) that is not a ttm_jax save; refusing to write "
             "there. Choose a new or empty folder")
     return path
+
+
+def owned_by_save(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is managed by a ttm_jax save (saved model or checkpoint): its
+    ``metadata.json``, a payload folder or anything in one, or a temporary entry.
+
+    Other writers (the command line's ``--out`` files) refuse such paths: replacing
+    them would break the save beside them.
+    """
+    path = Path(path).absolute()
+    for entry in (path, *path.parents):
+        named = entry.name == METADATA or _PAYLOAD.match(entry.name) or _TEMP.match(entry.name)
+        if named and entry.parent != entry:
+            meta = _load_json(entry.parent / METADATA)
+            if meta is not None and str(meta.get("format", "")).startswith("ttm_jax."):
+                return True
+    return False
 
 
 def _manifest(folder: Path) -> dict[str, dict]:
