@@ -312,15 +312,48 @@ def test_covariates_of_new_users_that_are_not_numbers_are_refused(files, tmp_pat
 
 
 def test_one_absurd_rating_is_named_by_its_line_not_answered_with_a_step_size(files, tmp_path):
-    ratings = pd.read_csv(files / "ratings.csv", dtype={"rating": float})
-    ratings.loc[17, "rating"] = 1e30
-    ratings.to_csv(tmp_path / "ratings.csv", index=False)
-    code, _, err = run_cli("fit", "--ratings", tmp_path / "ratings.csv", "--user-features",
+    path = _with_rating(files, tmp_path, 17, 1e30)
+    code, _, err = run_cli("fit", "--ratings", path, "--user-features",
                            files / "users.csv", "--item-features", files / "items.csv",
                            "--model", tmp_path / "m", *TINY)
     fails_cleanly(code, err, "ratings.csv: column 'rating', row 17 (line 19): value 1e+30 is "
                              "larger than 1e+18", "data error")
     assert "learning_rate" not in err
+
+
+def _with_rating(files: Path, tmp_path: Path, row: int, value: float) -> Path:
+    ratings = pd.read_csv(files / "ratings.csv", dtype={"rating": float})
+    ratings.loc[row, "rating"] = value
+    ratings.to_csv(tmp_path / "ratings.csv", index=False)
+    return tmp_path / "ratings.csv"
+
+
+def test_an_outlying_rating_is_pointed_at_before_training(files, tmp_path):
+    path = _with_rating(files, tmp_path, 17, 1e15)
+    code, _, err = run_cli("fit", "--ratings", path, "--user-features", files / "users.csv",
+                           "--item-features", files / "items.csv", "--model", tmp_path / "m",
+                           "--epochs", "1", *TINY)
+    assert code == 0, err
+    assert err.startswith("ttm_jax: warning: the rating 1e+15 at ")
+    assert "ratings.csv, row 17 (line 19) is far outside the others" in err
+
+
+def test_a_divergence_points_at_the_outlying_rating_s_line(files, tmp_path, monkeypatch):
+    import ttm_jax.protocols
+    from ttm_jax import TrainingDivergedError
+
+    def diverges(*args, **kwargs):
+        raise TrainingDivergedError("training loss became non-finite by epoch 1", None)
+
+    monkeypatch.setattr(ttm_jax.protocols, "holdout_then_refit", diverges)
+    path = _with_rating(files, tmp_path, 5, 1e12)
+    code, _, err = run_cli("fit", "--ratings", path, "--user-features", files / "users.csv",
+                           "--item-features", files / "items.csv", "--model", tmp_path / "m",
+                           *TINY)
+    assert code == 1
+    assert ("ttm_jax: error: training diverged, and the rating 1e+12 at " in err
+            and "row 5 (line 7) is far outside the others" in err and "nothing was saved" in err)
+    assert not (tmp_path / "m").exists()
 
 
 def test_ids_spelled_na_and_none_are_ids(files, tmp_path):

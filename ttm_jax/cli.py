@@ -233,15 +233,23 @@ def _train(args, model_config, train_config, data):
     return result, result.model, None
 
 
-def _diverged(err, ratings) -> str:
-    """The message for a diverged fit, pointing at an outlying rating's line if there is one."""
+def _outlier(ratings) -> str | None:
+    """Where the ratings file holds a rating far outside the others, or ``None``."""
     from ttm_jax.data.ratings import outlying_rating
 
     k = outlying_rating(ratings.ratings)
-    if k is not None:
-        return (f"training diverged, and the rating {ratings.ratings[k]:g} at {ratings.where(k)} "
-                f"is far outside the others (median {np.median(ratings.ratings):g}): check it "
-                "for a misplaced value, or rescale the ratings; nothing was saved")
+    if k is None:
+        return None
+    return (f"the rating {ratings.ratings[k]:g} at {ratings.where(k)} is far outside the others "
+            f"(median {np.median(ratings.ratings):g}): check it for a misplaced value, or "
+            "rescale the ratings")
+
+
+def _diverged(err, ratings) -> str:
+    """The message for a diverged fit, pointing at an outlying rating's line if there is one."""
+    outlier = _outlier(ratings)
+    if outlier is not None:
+        return f"training diverged, and {outlier}; nothing was saved"
     hint = " (--no-refit saves the early-stopped model)" if err.selection is not None else ""
     return f"{err}; nothing was saved{hint}"
 
@@ -255,6 +263,10 @@ def _cmd_fit(args) -> int:
     model_config, train_config = _fit_configs(args)
     _check_fit_outputs(args)
     data, ratings, users, items = _read_fit_data(args)
+    outlier = _outlier(ratings)
+    if outlier is not None:
+        # Not an error (it may be meant), but training on it rarely is: say so first.
+        print(f"ttm_jax: warning: {outlier}", file=sys.stderr)
     try:
         result, model_out, refit_epochs = _train(args, model_config, train_config, data)
     except TrainingDivergedError as err:
