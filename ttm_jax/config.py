@@ -52,9 +52,7 @@ class ModelConfig:
         checks.integer("embedding_dim", self.embedding_dim, low=1)
         checks.choice("activation", self.activation, ACTIVATION_NAMES)
         for name in ("standardize", "center_ratings"):
-            if not isinstance(getattr(self, name), bool):
-                raise checks.InvalidArgument(
-                    f"{name}={getattr(self, name)!r} must be True or False")
+            checks.boolean(name, getattr(self, name))
 
     @classmethod
     def paper(cls) -> ModelConfig:
@@ -141,8 +139,7 @@ class TrainConfig:
             checks.real(name, getattr(self, name), low=0.0)
         for name in ("batch_size", "max_epochs", "eval_every_epochs", "patience"):
             checks.integer(name, getattr(self, name), low=1)
-        if not isinstance(self.proximal, bool):
-            raise checks.InvalidArgument(f"proximal={self.proximal!r} must be True or False")
+        checks.boolean("proximal", self.proximal)
         if self.proximal and self.penalty != "l1":
             raise checks.InvalidArgument(
                 "proximal=True applies to penalty='l1' only; set penalty='l1'")

@@ -25,8 +25,16 @@ MAX_ABS_RATING = 1e18
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
+def _array(name: str, value) -> np.ndarray:
+    try:
+        return np.asarray(value)
+    except (ValueError, TypeError) as err:  # ragged nested lists, say
+        raise ValueError(f"{name}: cannot be read as an array ({err}); pass a numpy array "
+                         "of one shape") from None
+
+
 def _as_real_matrix(name: str, value) -> np.ndarray:
-    arr = np.asarray(value)
+    arr = _array(name, value)
     if arr.dtype == object or not (
         np.issubdtype(arr.dtype, np.floating)
         or np.issubdtype(arr.dtype, np.integer)
@@ -73,7 +81,7 @@ def _position(where) -> str:
 
 
 def _as_ids(name: str, value, n: int, table: str) -> np.ndarray:
-    arr = np.asarray(value)
+    arr = _array(name, value)
     if arr.ndim != 1:
         raise ValueError(f"{name}: expected a 1-D array [|Ω|], got shape {arr.shape}")
     if not np.issubdtype(arr.dtype, np.integer):
@@ -124,7 +132,7 @@ class RatingData:
         itf = _as_real_matrix("item_features", self.item_features)
         uids = _as_ids("user_ids", self.user_ids, uf.shape[0], "user_features")
         iids = _as_ids("item_ids", self.item_ids, itf.shape[0], "item_features")
-        r = np.asarray(self.ratings)
+        r = _array("ratings", self.ratings)
         if r.ndim != 1:
             raise ValueError(f"ratings: expected a 1-D array [|Ω|], got shape {r.shape}")
         if r.dtype == object or not (
