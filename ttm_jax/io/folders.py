@@ -111,7 +111,7 @@ def check_writable(path: str | os.PathLike, fmt: str) -> Path:
         meta = _load_json(meta_path)
         if meta is None or meta.get("format") != fmt:
             what = ("an unreadable or non-ttm_jax metadata.json" if meta is None or
-                    "format" not in meta else f"a {meta['format']!r}")
+                    "format" not in meta else f"a metadata.json of format {meta['format']!r}")
             raise OutputPathError(
                 f"{path} holds {what}, not a {fmt} written by ttm_jax; refusing to write there "
                 "(nothing was changed). Choose a new or empty folder")
