@@ -216,6 +216,7 @@ def test_a_failed_embeddings_export_leaves_nothing_behind(files, tmp_path, monke
     ("--hidden", "8,0", "--hidden: hidden[1]=0 must be an integer >= 1"),
     ("--learning-rate", "-1", "--learning-rate: learning_rate=-1.0 must be > 0"),
     ("--seed", "-3", "--seed=-3 must be an integer >= 0"),
+    ("--seed", "4294967296", "--seed=4294967296 must be an integer <= 4294967295"),
 ])
 def test_a_bad_option_is_named_not_ignored(files, tmp_path, option, value, message):
     code, _, err = run_cli(*fit_args(files, tmp_path / "m", option, value))

@@ -37,7 +37,7 @@ from hypothesis.extra import numpy as hnp
 import ttm_jax
 import ttm_jax.io
 from ttm_jax import ModelConfig, RatingData, TrainConfig
-from ttm_jax.checks import InvalidArgument
+from ttm_jax.checks import INT32_MAX, InvalidArgument
 from ttm_jax.config import ACTIVATION_NAMES, OPTIMIZERS, PENALTIES, TOWER_MODES
 
 PACKAGE = Path(ttm_jax.__file__).resolve().parent
@@ -72,7 +72,8 @@ def snapshot(folder: Path) -> dict[str, str]:
 # --- configurations -----------------------------------------------------------------------
 
 ANY = st.one_of(
-    st.none(), st.booleans(), st.integers(-5, 300), st.integers(min_value=10**309), st.just(10**5000),
+    st.none(), st.booleans(), st.integers(-5, 300), st.integers(2**31 - 2, 2**64),
+    st.integers(min_value=10**309), st.just(10**5000),
     st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=4),
     st.lists(st.integers(-2, 70), max_size=3), st.tuples(st.integers(0, 64)),
     st.integers(-5, 300).map(np.int64), st.floats(-10, 1e4, width=32).map(np.float32),
@@ -113,11 +114,11 @@ def _well_typed(config) -> None:
         v = getattr(config, f.name)
         kind = str(f.type)
         if f.name == "hidden":
-            assert isinstance(v, tuple) and all(_is_int(w) and w >= 1 for w in v)
+            assert isinstance(v, tuple) and all(_is_int(w) and 1 <= w <= INT32_MAX for w in v)
         elif kind == "bool":
             assert isinstance(v, bool)
         elif kind == "int":
-            assert _is_int(v) and v >= 1
+            assert _is_int(v) and 1 <= v <= INT32_MAX
         elif kind == "str":
             assert isinstance(v, str)
         else:  # float, or float | None

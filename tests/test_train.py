@@ -266,11 +266,20 @@ def test_wrong_width_features_are_rejected_by_a_fitted_regressor(small_split):
         (dict(decay_begin_epochs=-5.0), "decay_begin_epochs=-5.0 must be >= 0"),
         (dict(learning_rate=1e-5), "min_learning_rate=0.0001 exceeds learning_rate=1e-05"),
         (dict(max_seconds=0), "max_seconds=0.0 must be > 0"),
+        # Beyond JAX's 32-bit integers: out of memory or overflow deep inside JAX otherwise.
+        (dict(batch_size=2**40), r"batch_size=1099511627776 must be an integer <= 2147483647"),
     ],
 )
 def test_bad_training_configuration_is_named(kwargs, message):
     with pytest.raises(ValueError, match=message):
         TrainConfig(**kwargs)
+
+
+def test_a_seed_that_jax_would_wrap_around_is_refused():
+    # jax.random.key(2**32) is the key of 0: two "different" seeds, one run.
+    with pytest.raises(ValueError, match="seed=4294967296 must be an integer <= 4294967295"):
+        TwoTowerRegressor(seed=2**32)
+    assert TwoTowerRegressor(seed=2**32 - 1).seed == 2**32 - 1
 
 
 def test_a_constant_step_may_sit_below_the_decay_floor():

@@ -16,6 +16,8 @@ from collections.abc import Sequence
 import numpy as np
 
 __all__ = [
+    "INT32_MAX",
+    "SEED_MAX",
     "InvalidArgument",
     "boolean",
     "choice",
@@ -25,6 +27,13 @@ __all__ = [
     "optional_real",
     "real",
 ]
+
+
+#: The largest count JAX's default 32-bit integers hold: widths, batch sizes, epochs.
+INT32_MAX = 2**31 - 1
+#: The largest seed ``jax.random.key`` tells apart: larger ones wrap around silently
+#: (``2**32`` gives the key of ``0``).
+SEED_MAX = 2**32 - 1
 
 
 class InvalidArgument(ValueError, TypeError):
@@ -62,12 +71,11 @@ def integer(name: str, value, *, low: int | None = None, high: int | None = None
         hint = f" (e.g. {name}={int(value)})" if _is_real(value) and float(value).is_integer() else ""
         raise InvalidArgument(f"{name}={_show(value)} must be an int, not {type(value).__name__}{hint}")
     value = int(value)
-    if low is not None and value < low or high is not None and value > high:
-        if high is None:
-            raise InvalidArgument(f"{name}={_show(value)} must be an integer >= {low}")
-        if low is None:
-            raise InvalidArgument(f"{name}={_show(value)} must be an integer <= {high}")
-        raise InvalidArgument(f"{name}={_show(value)} must be an integer in {low} .. {high}")
+    # Only the bound that is crossed is named: "0 must be >= 1" reads better than a range.
+    if low is not None and value < low:
+        raise InvalidArgument(f"{name}={_show(value)} must be an integer >= {low}")
+    if high is not None and value > high:
+        raise InvalidArgument(f"{name}={_show(value)} must be an integer <= {high}")
     return value
 
 
@@ -129,7 +137,7 @@ def choice(name: str, value, options: Sequence[str]) -> str:
     return value
 
 
-def integer_tuple(name: str, value, *, low: int = 1) -> tuple[int, ...]:
+def integer_tuple(name: str, value, *, low: int = 1, high: int | None = None) -> tuple[int, ...]:
     """A sequence of ints (each ``>= low``) as a tuple; a string is refused.
 
     ``"64"`` would otherwise be read as the widths ``(6, 4)``.
@@ -139,4 +147,4 @@ def integer_tuple(name: str, value, *, low: int = 1) -> tuple[int, ...]:
             f"{name}={_show(value)} must be a sequence of ints, e.g. {name}=(64, 64) "
             f"(a single layer: {name}=(64,))"
         )
-    return tuple(integer(f"{name}[{k}]", w, low=low) for k, w in enumerate(value))
+    return tuple(integer(f"{name}[{k}]", w, low=low, high=high) for k, w in enumerate(value))

@@ -165,7 +165,7 @@ def _fit_configs(args):
         option = _FIT_OPTIONS.get(field)
         raise checks.InvalidArgument(f"{option}: {err}" if option else str(err)) from None
     checks.fraction("--validation-fraction", args.validation_fraction)
-    checks.integer("--seed", args.seed, low=0)
+    checks.integer("--seed", args.seed, low=0, high=checks.SEED_MAX)
     checks.integer("--checkpoint-every", args.checkpoint_every, low=1)
     return model_config, train_config
 

@@ -48,8 +48,9 @@ class ModelConfig:
     center_ratings: bool = True
 
     def __post_init__(self):
-        object.__setattr__(self, "hidden", checks.integer_tuple("hidden", self.hidden))
-        checks.integer("embedding_dim", self.embedding_dim, low=1)
+        object.__setattr__(self, "hidden", checks.integer_tuple("hidden", self.hidden,
+                                                                high=checks.INT32_MAX))
+        checks.integer("embedding_dim", self.embedding_dim, low=1, high=checks.INT32_MAX)
         checks.choice("activation", self.activation, ACTIVATION_NAMES)
         for name in ("standardize", "center_ratings"):
             checks.boolean(name, getattr(self, name))
@@ -138,7 +139,7 @@ class TrainConfig:
                      "min_delta"):
             checks.real(name, getattr(self, name), low=0.0)
         for name in ("batch_size", "max_epochs", "eval_every_epochs", "patience"):
-            checks.integer(name, getattr(self, name), low=1)
+            checks.integer(name, getattr(self, name), low=1, high=checks.INT32_MAX)
         checks.boolean("proximal", self.proximal)
         if self.proximal and self.penalty != "l1":
             raise checks.InvalidArgument(

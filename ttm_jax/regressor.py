@@ -77,7 +77,8 @@ class TwoTowerRegressor:
         self.train = train if train is not None else TrainConfig()
         self.validation_fraction = checks.fraction("validation_fraction", validation_fraction)
         self.refit = bool(refit)
-        self.seed = None if seed is None else checks.integer("seed", seed, low=0)
+        self.seed = None if seed is None else checks.integer("seed", seed, low=0,
+                                                                     high=checks.SEED_MAX)
         self.progress = progress
 
     def fit(self, train: RatingData, validation: RatingData | None = None) -> TwoTowerRegressor:
