@@ -313,7 +313,7 @@ def _check_fitted(model: Path, ratings, user_rows) -> None:
 
 
 @pytest.mark.parametrize("corruption", list(CORRUPTIONS))
-@settings(max_examples=examples(6))
+@settings(max_examples=examples(5))
 @given(inputs=fit_inputs())
 def test_fit_on_generated_csv_files_fits_or_names_the_file(corruption, inputs):
     ratings, user_rows, item_rows, option, fraction = inputs
@@ -432,7 +432,7 @@ def _apply(folder: Path, kind: str, target, detail) -> None:
         path.write_bytes(data[:at] + bytes([data[at] ^ 0xFF]) + data[at + 1:])
 
 
-@settings(max_examples=examples(100))
+@settings(max_examples=examples(60))
 @given(data=st.data())
 def test_a_damaged_model_folder_is_read_correctly_or_refused_and_user_files_survive(saved, data):
     base, original = saved
