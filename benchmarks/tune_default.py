@@ -187,9 +187,9 @@ def run_ensemble(name: str, setting: int, lam: float, epochs: int, k: int) -> di
                 train=dataclasses.asdict(train_cfg))
 
 
-def run(name: str, d: int, seed: int, max_seconds: float | None, refit: bool = True) -> dict:
+def run(name: str, d: int, seed: int, max_seconds: float | None, refit: str = "warm") -> dict:
     """The quick-start data through ``TwoTowerRegressor`` (with its refit on all of
-    train, unless ``refit=False``); test RMSE of the model it keeps."""
+    train, unless ``refit="none"``); test RMSE of the model it keeps."""
     model_cfg, train_cfg = configs(name, max_seconds)
     data, _ = make_synthetic(1500, 1500, 100_000, intrinsic_dim=d, seed=seed)
     split = random_split(data, 0.3, seed=seed)
@@ -220,7 +220,7 @@ def main(argv=None):
     ap.add_argument("--lambdas", default=None,
                     help="with --setting: comma list of λ trained together (default: the "
                          "candidate's own)")
-    ap.add_argument("--no-refit", action="store_true",
+    ap.add_argument("--refit", default="warm", choices=("warm", "scratch", "none"),
                     help="without --setting: score the early-stopped model, not the regressor's "
                          "refit on all of train")
     ap.add_argument("--ensemble", type=int, default=None, metavar="K",
@@ -257,7 +257,7 @@ def main(argv=None):
     for d in ([None] if args.setting else args.dims):
         for name in args.candidates:
             row = (run_setting(name, args.setting, lambdas, args.max_seconds) if args.setting
-                   else run(name, d, args.seed, args.max_seconds, refit=not args.no_refit))
+                   else run(name, d, args.seed, args.max_seconds, refit=args.refit))
             if "best_lambda" in row:
                 name = f"{name} (λ {row['best_lambda']:g})"
             rows.append(row)

@@ -126,6 +126,38 @@ def test_another_format_version_is_refused_with_both_versions(saved_dir):
         load_model(saved_dir)
 
 
+def _remove(meta, *keys):
+    for key in keys[:-1]:
+        meta = meta[key]
+    del meta[keys[-1]]
+
+
+@pytest.mark.parametrize("keys", [("model_config",), ("schema",), ("leaves",),
+                                  ("leaves", "state"), ("text_arrays",), ("user_metadata",)])
+def test_a_resealed_metadata_file_without_a_key_is_reported_not_a_key_error(saved_dir, keys):
+    _edit_metadata(saved_dir, lambda m: _remove(m, *keys), reseal=True)
+    with pytest.raises(CheckpointError, match="metadata.json is not a valid saved model's "
+                                              "metadata .*Save the model again"):
+        load_model(saved_dir)
+
+
+@pytest.mark.parametrize("edit", [
+    lambda m: m["leaves"].update(state="x"),
+    lambda m: m["leaves"]["state"][0].update(shape=[10**12, 10**12]),
+    lambda m: m["leaves"]["state"][0].update(dtype="object"),
+    lambda m: m.update(numeric_arrays=["a", "b"]),
+    lambda m: m.update(files=[]),
+    lambda m: next(iter(m["files"].values())).pop("bytes"),
+    lambda m: m.update(files={"../../etc/passwd": {"bytes": 1, "sha256": "0"}}),
+    lambda m: m["model_config"].pop("hidden"),  # the default's widths: not the arrays'
+], ids=["state-records", "huge-shape", "object-dtype", "array-names", "files-list",
+        "file-size", "file-outside", "default-hidden"])
+def test_a_resealed_metadata_file_with_wrong_types_is_reported(saved_dir, edit):
+    _edit_metadata(saved_dir, edit, reseal=True)
+    with pytest.raises(CheckpointError):
+        load_model(saved_dir)
+
+
 def test_other_feature_widths_are_refused(saved_dir):
     with pytest.raises(CheckpointError, match="7 user covariate columns but the saved model "
                                               "expects D_u=5"):
@@ -259,6 +291,65 @@ def test_training_resumes_from_its_checkpoint_as_if_never_interrupted(trained, t
         np.testing.assert_allclose(_predict(resumed.model, split.test),
                                    _predict(whole.model, split.test), rtol=1e-4, atol=1e-5)
     assert resumed.best_epoch == whole.best_epoch
+
+
+_KILLED_RUN = """
+import os, signal, sys
+import jax
+import ttm_jax.io.checkpoint as checkpoint
+from ttm_jax import ModelConfig, TrainConfig, fit, init_model, make_synthetic, random_split
+
+real_save, saves = checkpoint.save_tree, []
+
+def save_then_die(folder, tree):
+    records = real_save(folder, tree)
+    saves.append(folder)
+    if len(saves) == 2:  # the second save's payload is written, not yet committed
+        os.kill(os.getpid(), signal.SIGKILL)
+    return records
+
+checkpoint.save_tree = save_then_die
+data, _ = make_synthetic(80, 60, 2000, intrinsic_dim=3, ambient_dim=5, seed=0)
+split = random_split(data, 0.2, 0.2, seed=0)
+model = init_model(ModelConfig(hidden=(16, 8), embedding_dim=4), split.train,
+                   key=jax.random.key(0))
+fit(model, split.train, split.validation,
+    TrainConfig(max_epochs=6, eval_every_epochs=1, batch_size=256), key=jax.random.key(1),
+    progress=False, checkpoint_dir=sys.argv[1])
+"""
+
+
+def test_a_run_killed_mid_save_resumes_and_its_leftovers_are_removed(trained, tmp_path):
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import ttm_jax
+
+    folder = tmp_path / "ckpt"
+    env = dict(os.environ, PYTHONPATH=str(Path(ttm_jax.__file__).resolve().parents[1]))
+    proc = subprocess.run([sys.executable, "-c", _KILLED_RUN, str(folder)], env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    leftovers = [p for p in folder.iterdir() if p.name.startswith(".")]
+    assert leftovers and any(p.is_dir() and any(p.rglob("*")) for p in leftovers)
+
+    _, split = trained
+    model = init_model(CONFIG, split.train, key=jax.random.key(0))
+    config = TrainConfig(max_epochs=6, eval_every_epochs=1, batch_size=256)
+    epochs_seen = []
+    resumed = fit(model, split.train, split.validation, config, key=jax.random.key(1),
+                  progress=False, checkpoint_dir=folder,
+                  callbacks=[lambda report: epochs_seen.append(report.epoch)])
+    assert epochs_seen[0] == 1  # from the first save, the last one committed
+    whole = fit(model, split.train, split.validation, config, key=jax.random.key(1),
+                progress=False)
+    np.testing.assert_array_equal(resumed.history.epoch, whole.history.epoch)
+    if jax.default_backend() == "cpu":
+        np.testing.assert_array_equal(resumed.history.val_rmse, whole.history.val_rmse)
+    meta = json.loads((folder / "metadata.json").read_text())
+    assert sorted(os.listdir(folder)) == ["metadata.json", meta["payload"]]
 
 
 def test_a_resume_that_would_change_the_result_is_refused(trained, tmp_path):

@@ -8,6 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ttm_jax import RatingData, cold_start_split, make_synthetic, random_split
+from ttm_jax.data import outlying_rating
 
 
 def small(**override):
@@ -48,6 +49,46 @@ def test_valid_data_has_sizes_and_float32_tables():
 def test_each_invalid_field_is_named(field, value, message):
     with pytest.raises(ValueError, match=message.replace("(", r"\(")):
         small(**{field: value})
+
+
+def test_a_rating_too_large_to_train_on_is_called_a_data_error():
+    # (r - prediction)² of 1e30 overflows float32: training could only diverge.
+    with pytest.raises(ValueError, match=r"ratings: value 1e\+30 at position 1 is larger than "
+                                         r"1e\+18 .*likely a data error"):
+        small(ratings=np.array([4.0, 1e30, 3.0]))
+    with pytest.raises(ValueError, match="ratings: value -3e\\+18 at position 2"):
+        small(ratings=np.array([1, 2, -3 * 10**18]))
+
+
+def test_a_covariate_beyond_float32_is_named_not_turned_into_inf():
+    x = np.zeros((3, 2))
+    x[2, 1] = 1e39
+    with pytest.raises(ValueError, match=r"user_features: value 1e\+39 at row 2, column 1 does "
+                                         "not fit in float32"):
+        small(user_features=x)
+    x[2, 1] = 1e20  # large, but a float32: accepted (and standardised in float64)
+    assert small(user_features=x).user_features[2, 1] == np.float32(1e20)
+
+
+def test_an_outlying_rating_is_found_and_ordinary_spreads_are_not():
+    assert outlying_rating([1.0, 5.0, 3.0, 1e10, 4.0]) == 3
+    assert outlying_rating([1.0, 5.0, 3.0, 2.0, 4.0]) is None
+    assert outlying_rating(np.geomspace(1, 1e6, 50)) is None  # prices, say
+    assert outlying_rating([5.0, 5.0, 5.0, 4.0]) is None
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(test_fraction=0.2, validation_fraction=-0.1), "validation_fraction=-0.1 must be in"),
+    (dict(test_fraction=0.2, validation_fraction=float("nan")),
+     "validation_fraction=nan must be a finite number"),
+    (dict(test_fraction="0.2"), "test_fraction='0.2' must be a number, not str"),
+    (dict(test_fraction=0.0), r"test_fraction=0.0 must be in \(0, 1\)"),
+    (dict(test_fraction=0.2, seed=1.5), "seed=1.5 must be an int"),
+])
+def test_random_split_names_a_bad_fraction_instead_of_ignoring_it(kwargs, message):
+    kwargs.setdefault("seed", 0)
+    with pytest.raises(ValueError, match=message):
+        random_split(small(), **kwargs)
 
 
 def test_duplicate_pairs_are_rejected_with_the_pair():

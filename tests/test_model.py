@@ -123,3 +123,24 @@ def test_bad_model_configuration_is_named(kwargs, message):
         ModelConfig(**kwargs)
     with pytest.raises(TypeError):  # InvalidArgument is both
         ModelConfig(**kwargs)
+
+
+def test_a_covariate_near_1e20_is_standardised_not_zeroed():
+    from ttm_jax import ModelConfig, RatingData, init_model
+
+    # Its variance (1e40) overflows float32: computed in float32, the column would
+    # become NaN or 0 after standardisation.
+    x_u = np.stack([1e20 * (1.0 + np.arange(5) / 10), np.linspace(0, 1, 5)], axis=1)
+    data = RatingData(x_u, np.eye(3), np.arange(5), np.array([0, 1, 2, 0, 1]),
+                      np.arange(5, dtype=float))
+    model = init_model(ModelConfig(hidden=(8,), embedding_dim=2), data, key=jax.random.key(0))
+    mean = np.asarray(model.user_tower.mean[...], np.float64)
+    scale = np.asarray(model.user_tower.scale[...], np.float64)
+    z = (data.user_features.astype(np.float64) - mean) / scale
+    np.testing.assert_allclose(z.mean(axis=0), 0.0, atol=1e-5)
+    np.testing.assert_allclose(z.std(axis=0), 1.0, rtol=1e-5)
+    # Users that differ only in that column get different embeddings.
+    twins = np.array(data.user_features[:2])
+    twins[1, 1] = twins[0, 1]
+    emb = embed_users(model, twins)
+    assert np.isfinite(emb).all() and not np.allclose(emb[0], emb[1])

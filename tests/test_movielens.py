@@ -143,6 +143,22 @@ def test_malformed_line_names_file_and_line(tmp_path, kwargs, file, line, hint):
         read_movielens(write_folder(tmp_path, **kwargs))
 
 
-def test_duplicate_rating_is_reported(tmp_path):
-    with pytest.raises(ValueError, match="u.data.*occurs 2 times"):
+def test_duplicate_rating_is_reported_by_movielens_ids_and_lines(tmp_path):
+    with pytest.raises(ValueError, match="u.data, line 4: user 1 rated item 1 already on line 1"):
         read_movielens(write_folder(tmp_path, ratings=RATINGS + "1\t1\t2\t9\n"))
+
+
+@pytest.mark.parametrize("rating", ["55", "-3", "0", "3.5", "6"])
+def test_a_rating_outside_one_to_five_stars_is_refused_by_line(tmp_path, rating):
+    ratings = RATINGS + f"1\t2\t{rating}\t881250952\n"
+    with pytest.raises(ValueError, match=rf"u.data, line 4: rating '{rating}' is not one of "
+                                         "MovieLens-100K's whole stars 1 to 5"):
+        read_movielens(write_folder(tmp_path, ratings=ratings))
+
+
+@pytest.mark.parametrize("cut", ["1\t2\t4\t8812", "1\t2\t4", "1\t2"])
+def test_a_file_cut_mid_line_is_refused_naming_the_line(tmp_path, cut):
+    # "1\t2\t4\t8812" would parse: only the missing line break gives the cut away.
+    with pytest.raises(ValueError, match="u.data, line 4: the last line has no line break, so "
+                                         "the file was cut mid-line"):
+        read_movielens(write_folder(tmp_path, ratings=RATINGS + cut))

@@ -11,6 +11,9 @@ from hypothesis import strategies as st
 
 from ttm_jax import (
     ModelConfig,
+    TwoTowerRegressor,
+    embed_items,
+    embed_users,
     export_embeddings,
     init_model,
     make_synthetic,
@@ -170,3 +173,64 @@ def test_bad_requests_are_named(model_and_data, kwargs, message):
     args = dict(users=np.array([0]), k=3, data=data) | kwargs
     with pytest.raises(ValueError, match=message):
         recommend(model, **args)
+
+
+def _with_nan(x: np.ndarray, row: int, col: int) -> np.ndarray:
+    x = np.array(x, np.float64)
+    x[row, col] = np.nan
+    return x
+
+
+def test_nan_covariates_are_refused_by_argument_and_row_never_ranked(model_and_data):
+    model, data, _ = model_and_data
+    users = _with_nan(data.user_features[:4], 2, 1)
+    with pytest.raises(ValueError, match=r"users: row 2, column 1: value nan; a model cannot "
+                                         "score covariates that are not finite"):
+        recommend(model, users, k=3, data=data)
+    items = _with_nan(data.item_features[:10], 7, 0)
+    items[8, 0] = np.inf
+    with pytest.raises(ValueError, match=r"items: row 7, column 0: value nan.*\(2 row\(s\)"):
+        recommend(model, data.user_features[:2], k=3, items=items)
+    with pytest.raises(ValueError, match="user_features: row 2, column 1"):
+        embed_users(model, users)
+    with pytest.raises(ValueError, match="item_features: row 7, column 0"):
+        embed_items(model, items)
+    too_big = np.array(data.item_features[:3], np.float64)
+    too_big[1, 1] = 1e39
+    with pytest.raises(ValueError, match=r"item_features: row 1, column 1: value 1e\+39 does "
+                                         "not fit in float32"):
+        embed_items(model, too_big)
+
+
+def test_predict_pairs_checks_the_rows_it_scores(model_and_data):
+    model, data, _ = model_and_data
+    x_u = _with_nan(data.user_features, 5, 0)
+    # Row 5 is never scored here, so it does not matter ...
+    ok = predict_pairs(model, x_u, data.item_features, np.array([0, 1]), np.array([0, 1]))
+    assert np.isfinite(ok).all()
+    # ... and when it is, it is named by its row in the table.
+    with pytest.raises(ValueError, match="user_features: row 5, column 0: value nan"):
+        predict_pairs(model, x_u, data.item_features, np.array([0, 5]), np.array([0, 1]))
+    with pytest.raises(ValueError, match="item_ids: id 99 at position 1 is out of range"):
+        predict_pairs(model, data.user_features, data.item_features, np.array([0, 1]),
+                      np.array([0, 99]))
+    with pytest.raises(ValueError, match="user_ids: expected a 1-D array of integer row ids"):
+        predict_pairs(model, data.user_features, data.item_features, np.array([0.0]),
+                      np.array([0]))
+
+
+def test_a_fitted_regressor_refuses_nan_covariates(model_and_data):
+    model, data, _ = model_and_data
+    reg = TwoTowerRegressor(progress=False)
+    reg.model_ = model  # as fit() leaves it
+    x = _with_nan(data.user_features[:3], 0, 2)
+    with pytest.raises(ValueError, match="features: row 0, column 2: value nan"):
+        reg.user_embeddings(x)
+    with pytest.raises(ValueError, match="user_features: row 0, column 2"):
+        reg.predict_matrix(x, data.item_features)
+
+
+def test_non_finite_embeddings_are_not_ranked():
+    users = np.array([[1.0, 0.0], [np.nan, 1.0]])
+    with pytest.raises(ValueError, match=r"user_embeddings: row 1 is not finite"):
+        top_k(users, np.eye(2), k=1)

@@ -227,6 +227,20 @@ def test_a_diverging_loss_stops_with_an_error_and_keeps_the_best_parameters(smal
     assert all(bool(jnp.isfinite(x).all()) for x in leaves)
 
 
+def test_a_divergence_caused_by_an_outlying_rating_points_at_the_rating(small_split):
+    train = small_split.train
+    ratings = train.ratings.copy()
+    ratings[7] = 1e10  # a misplaced value: a smaller step size would not be the fix
+    bad = RatingData(train.user_features, train.item_features, train.user_ids, train.item_ids,
+                     ratings)
+    model = init_model(SMALL, bad, key=jax.random.key(0))
+    with pytest.raises(TrainingDivergedError,
+                       match=r"rating 1e\+10 at position 7 of the training ratings is far "
+                             "outside the others .*check the data"):
+        fit(model, bad, None, TrainConfig.paper(max_epochs=2), key=jax.random.key(1),
+            progress=False)
+
+
 def test_wrong_width_features_are_rejected_by_a_fitted_regressor(small_split):
     reg = TwoTowerRegressor(SMALL, TrainConfig(max_epochs=1), seed=0, progress=False)
     reg.fit(small_split.train)
@@ -254,11 +268,20 @@ def test_wrong_width_features_are_rejected_by_a_fitted_regressor(small_split):
         (dict(decay_begin_epochs=-5.0), "decay_begin_epochs=-5.0 must be >= 0"),
         (dict(learning_rate=1e-5), "min_learning_rate=0.0001 exceeds learning_rate=1e-05"),
         (dict(max_seconds=0), "max_seconds=0.0 must be > 0"),
+        # Beyond JAX's 32-bit integers: out of memory or overflow deep inside JAX otherwise.
+        (dict(batch_size=2**40), r"batch_size=1099511627776 must be an integer <= 2147483647"),
     ],
 )
 def test_bad_training_configuration_is_named(kwargs, message):
     with pytest.raises(ValueError, match=message):
         TrainConfig(**kwargs)
+
+
+def test_a_seed_that_jax_would_wrap_around_is_refused():
+    # jax.random.key(2**32) is the key of 0: two "different" seeds, one run.
+    with pytest.raises(ValueError, match="seed=4294967296 must be an integer <= 4294967295"):
+        TwoTowerRegressor(seed=2**32)
+    assert TwoTowerRegressor(seed=2**32 - 1).seed == 2**32 - 1
 
 
 def test_a_constant_step_may_sit_below_the_decay_floor():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -137,6 +138,39 @@ def test_malformed_line_names_file_and_line(tmp_path, role, rows, line, hint):
     write(tmp_path, **{{"review": "reviews", "business": "businesses", "user": "users"}[role]: rows})
     with pytest.raises(ValueError, match=rf"{YELP_FILES[role]}, line {line}: .*{hint}"):
         read_yelp(tmp_path, n_terms=5, **FILTERS)
+
+
+def test_a_latin1_file_is_named_with_its_line_not_a_traceback(tmp_path):
+    write(tmp_path)
+    path = tmp_path / YELP_FILES["review"]
+    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    lines[2] = lines[2].replace("amazing", "café")
+    path.write_bytes("".join(lines).encode("latin-1"))  # é is one byte, 0xe9, in latin-1
+    with pytest.raises(ValueError, match=rf"{YELP_FILES['review']}, line 3: byte 0xe9 at column "
+                                         r"\d+ is not UTF-8 .*iconv -f latin1"):
+        read_yelp(tmp_path, n_terms=5, **FILTERS)
+
+
+@pytest.mark.parametrize(("field", "value"), [("text", 42), ("text", ["great"]),
+                                              ("user_id", 7), ("business_id", None)])
+def test_a_field_of_the_wrong_type_is_named_with_its_line(tmp_path, field, value):
+    reviews = [dict(r) for r in REVIEWS]
+    reviews[1][field] = value
+    write(tmp_path, reviews=reviews)
+    with pytest.raises(ValueError, match=rf"{YELP_FILES['review']}, line 2: field '{field}' is "
+                                         rf"{re.escape(repr(value))}, not a"):
+        read_yelp(tmp_path, n_terms=5, **FILTERS)
+
+
+def test_a_null_or_missing_text_counts_as_an_empty_review(tmp_path):
+    reviews = [dict(r) for r in REVIEWS]
+    reviews[2]["text"] = None  # u2's one kept review
+    del reviews[1]["text"]
+    y = read_yelp(write(tmp_path, reviews=reviews), n_terms=5, **FILTERS)
+    assert y.data.n_ratings == 3
+    tfidf = [k for k, c in enumerate(y.user_columns) if c.startswith("tfidf:")]
+    u2 = y.user_raw_ids.index("u2")
+    assert not y.data.user_features[u2, tfidf].any()
 
 
 def test_user_missing_from_user_file(tmp_path):

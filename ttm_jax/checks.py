@@ -16,7 +16,10 @@ from collections.abc import Sequence
 import numpy as np
 
 __all__ = [
+    "INT32_MAX",
+    "SEED_MAX",
     "InvalidArgument",
+    "boolean",
     "choice",
     "fraction",
     "integer",
@@ -24,6 +27,13 @@ __all__ = [
     "optional_real",
     "real",
 ]
+
+
+#: The largest count JAX's default 32-bit integers hold: widths, batch sizes, epochs.
+INT32_MAX = 2**31 - 1
+#: The largest seed ``jax.random.key`` tells apart: larger ones wrap around silently
+#: (``2**32`` gives the key of ``0``).
+SEED_MAX = 2**32 - 1
 
 
 class InvalidArgument(ValueError, TypeError):
@@ -38,6 +48,15 @@ def _is_int(value) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, bool | np.bool_)
 
 
+def _show(value) -> str:
+    """``repr(value)``, shortened to stay readable (a huge int's repr can even fail)."""
+    try:
+        text = repr(value)
+    except ValueError:
+        text = f"<{type(value).__name__} too large to print>"
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
 def _is_real(value) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, bool | np.bool_)
 
@@ -50,14 +69,13 @@ def integer(name: str, value, *, low: int | None = None, high: int | None = None
     """
     if not _is_int(value):
         hint = f" (e.g. {name}={int(value)})" if _is_real(value) and float(value).is_integer() else ""
-        raise InvalidArgument(f"{name}={value!r} must be an int, not {type(value).__name__}{hint}")
+        raise InvalidArgument(f"{name}={_show(value)} must be an int, not {type(value).__name__}{hint}")
     value = int(value)
-    if low is not None and value < low or high is not None and value > high:
-        if high is None:
-            raise InvalidArgument(f"{name}={value} must be an integer >= {low}")
-        if low is None:
-            raise InvalidArgument(f"{name}={value} must be an integer <= {high}")
-        raise InvalidArgument(f"{name}={value} must be an integer in {low} .. {high}")
+    # Only the bound that is crossed is named: "0 must be >= 1" reads better than a range.
+    if low is not None and value < low:
+        raise InvalidArgument(f"{name}={_show(value)} must be an integer >= {low}")
+    if high is not None and value > high:
+        raise InvalidArgument(f"{name}={_show(value)} must be an integer <= {high}")
     return value
 
 
@@ -72,10 +90,13 @@ def real(name: str, value, *, low: float | None = None, high: float | None = Non
       allow_inf: accept ``+inf`` (for example a smoothness β = ∞).
     """
     if not _is_real(value):
-        raise InvalidArgument(f"{name}={value!r} must be a number, not {type(value).__name__}")
-    value = float(value)
+        raise InvalidArgument(f"{name}={_show(value)} must be a number, not {type(value).__name__}")
+    try:
+        value = float(value)
+    except OverflowError:  # an int beyond float64
+        raise InvalidArgument(f"{name}={_show(value)} is too large; it must be a finite float") from None
     if math.isnan(value) or (math.isinf(value) and not (allow_inf and value > 0)):
-        raise InvalidArgument(f"{name}={value!r} must be a finite number")
+        raise InvalidArgument(f"{name}={_show(value)} must be a finite number")
     below = low is not None and (value <= low if low_open else value < low)
     above = high is not None and (value >= high if high_open else value > high)
     if below or above:
@@ -87,7 +108,7 @@ def real(name: str, value, *, low: float | None = None, high: float | None = Non
             where = f"{'>' if low_open else '>='} {low:g}"
         else:
             where = f"{'<' if high_open else '<='} {high:g}"
-        raise InvalidArgument(f"{name}={value!r} must be {where}")
+        raise InvalidArgument(f"{name}={_show(value)} must be {where}")
     return value
 
 
@@ -101,21 +122,29 @@ def fraction(name: str, value, *, allow_zero: bool = True) -> float:
     return real(name, value, low=0.0, high=1.0, low_open=not allow_zero, high_open=True)
 
 
-def choice(name: str, value, options: Sequence[str]) -> str:
-    """``value`` if it is one of the strings ``options``, else :class:`InvalidArgument`."""
-    if not isinstance(value, str) or value not in options:
-        raise InvalidArgument(f"{name}={value!r}: choose one of {tuple(options)}")
+def boolean(name: str, value) -> bool:
+    """``value`` if it is ``True`` or ``False``, else :class:`InvalidArgument` (``1`` and
+    ``"yes"`` are refused: a flag given as anything else is usually a mix-up)."""
+    if not isinstance(value, bool):
+        raise InvalidArgument(f"{name}={_show(value)} must be True or False")
     return value
 
 
-def integer_tuple(name: str, value, *, low: int = 1) -> tuple[int, ...]:
+def choice(name: str, value, options: Sequence[str]) -> str:
+    """``value`` if it is one of the strings ``options``, else :class:`InvalidArgument`."""
+    if not isinstance(value, str) or value not in options:
+        raise InvalidArgument(f"{name}={_show(value)}: choose one of {tuple(options)}")
+    return value
+
+
+def integer_tuple(name: str, value, *, low: int = 1, high: int | None = None) -> tuple[int, ...]:
     """A sequence of ints (each ``>= low``) as a tuple; a string is refused.
 
     ``"64"`` would otherwise be read as the widths ``(6, 4)``.
     """
     if isinstance(value, str | bytes) or not isinstance(value, Sequence | np.ndarray):
         raise InvalidArgument(
-            f"{name}={value!r} must be a sequence of ints, e.g. {name}=(64, 64) "
+            f"{name}={_show(value)} must be a sequence of ints, e.g. {name}=(64, 64) "
             f"(a single layer: {name}=(64,))"
         )
-    return tuple(integer(f"{name}[{k}]", w, low=low) for k, w in enumerate(value))
+    return tuple(integer(f"{name}[{k}]", w, low=low, high=high) for k, w in enumerate(value))

@@ -15,10 +15,13 @@ file, column and first offending row, and exit with status 2.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import shutil
+import stat
 import sys
-import tempfile
+import uuid
 from pathlib import Path
 
 import numpy as np
@@ -39,47 +42,159 @@ def _hidden(text: str) -> tuple[int, ...]:
 
 
 def _write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file and one rename, so that an
+    interrupted write never leaves half a file. A new file gets the umask's mode
+    (``os.open`` applies it; ``mkstemp`` would give 0600); a replaced one keeps its mode."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    tmp = path.parent / f".{path.name}.tmp-{uuid.uuid4().hex[:8]}"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         with os.fdopen(fd, "w", newline="") as f:
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
+        if path.is_file():
+            os.chmod(tmp, stat.S_IMODE(path.stat().st_mode))
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _check_parent(path: Path, option: str) -> None:
+    """The nearest existing folder above ``path`` must be a writable folder."""
+    from ttm_jax.io import OutputPathError
+
+    parent = next(p for p in path.parents if p.exists())
+    if not parent.is_dir():
+        raise OutputPathError(f"{option} {path}: {parent} is a file, so the path cannot be "
+                              "created; choose another path")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise OutputPathError(f"{option} {path}: {parent} is not writable; choose a folder you "
+                              "can write to")
+
+
+def _check_out_file(path: str, option: str = "--out") -> Path:
+    """Check, before any work, that a CSV may be written to ``path``: a new file, or an
+    existing file the user named (it is replaced); never a folder or a file of a save."""
+    from ttm_jax.io import OutputPathError, owned_by_save
+
+    out = Path(path).absolute()
+    if out.is_dir():
+        raise OutputPathError(f"{option} {path} is a folder; give a file path for the CSV "
+                              f"(e.g. {Path(path) / 'recs.csv'})")
+    if out.exists() and not out.is_file():
+        raise OutputPathError(f"{option} {path} exists and is not a regular file; choose "
+                              "another path")
+    if owned_by_save(out):
+        raise OutputPathError(f"{option} {path} belongs to a saved model or checkpoint, which "
+                              "writing it would break; choose a path outside its files")
+    if out.exists() and not os.access(out, os.W_OK):
+        raise OutputPathError(f"{option} {path} is read-only; choose another path, or make it "
+                              "writable if it may be replaced")
+    _check_parent(out, option)
+    return out
+
+
+def _check_new_folder(path: str, option: str = "--out") -> Path:
+    """Check, before any work, that ``path`` is a new or empty folder we may create."""
+    from ttm_jax.io import OutputPathError, owned_by_save
+
+    out = Path(path).absolute()
+    if out.exists() and not out.is_dir():
+        raise OutputPathError(f"{option} {path} is a file; give a new folder")
+    if out.is_dir() and any(out.iterdir()):
+        raise OutputPathError(f"{option} {path} is not empty; choose a new folder (nothing was "
+                              "written)")
+    if owned_by_save(out):
+        raise OutputPathError(f"{option} {path} lies inside a saved model or checkpoint; choose "
+                              "a folder outside it")
+    _check_parent(out, option)
+    return out
+
+
+def _write_new_folder(out: Path, fill) -> None:
+    """Fill a temporary folder beside ``out`` with ``fill(folder)``, then rename it to
+    ``out`` (new, or empty: the rename replaces it). On any failure, the temporary
+    folder and the parent folders created for it are removed: nothing is left."""
+    created = [p for p in reversed(out.parents) if not p.exists()]
+    for folder in created:
+        folder.mkdir()
+    tmp = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:8]}"
+    try:
+        tmp.mkdir()  # mode 0o777 less the umask
+        fill(tmp)
+        os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        for folder in reversed(created):
+            with contextlib.suppress(OSError):
+                folder.rmdir()
         raise
 
 
 # --- fit -------------------------------------------------------------------------
 
 
-def _cmd_fit(args) -> int:
-    import jax
+#: The ``fit`` option that sets each configuration field, for messages.
+_FIT_OPTIONS = {
+    "hidden": "--hidden", "embedding_dim": "--embedding-dim", "activation": "--activation",
+    "max_epochs": "--epochs", "batch_size": "--batch-size", "learning_rate": "--learning-rate",
+    "penalty_weight": "--penalty-weight", "eval_every_epochs": "--eval-every",
+    "patience": "--patience", "max_seconds": "--max-seconds",
+}
 
+
+def _fit_configs(args):
+    """``(ModelConfig, TrainConfig)`` from the options; an error names the option."""
+    from ttm_jax import checks
     from ttm_jax.config import ModelConfig, TrainConfig
+
+    try:
+        model_config = ModelConfig(hidden=args.hidden, embedding_dim=args.embedding_dim,
+                                   activation=args.activation)
+        train_config = TrainConfig(
+            max_epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
+            min_learning_rate=min(TrainConfig().min_learning_rate, args.learning_rate),
+            penalty_weight=args.penalty_weight, eval_every_epochs=args.eval_every,
+            patience=args.patience, max_seconds=args.max_seconds,
+        )
+    except checks.InvalidArgument as err:
+        field = str(err).split("=", 1)[0].split("[", 1)[0]
+        option = _FIT_OPTIONS.get(field)
+        raise checks.InvalidArgument(f"{option}: {err}" if option else str(err)) from None
+    checks.fraction("--validation-fraction", args.validation_fraction)
+    checks.integer("--seed", args.seed, low=0, high=checks.SEED_MAX)
+    checks.integer("--checkpoint-every", args.checkpoint_every, low=1)
+    return model_config, train_config
+
+
+def _check_fit_outputs(args) -> None:
+    """Every output location of ``fit``, checked before any data is read or trained on."""
+    from ttm_jax.io import OutputPathError, check_writable
+    from ttm_jax.io.checkpoint import TRAINING_FORMAT
+    from ttm_jax.io.saved_model import MODEL_FORMAT
+    from ttm_jax.protocols import check_checkpoint_dir
+
+    check_writable(args.model, MODEL_FORMAT)
+    if args.checkpoint_dir is None:
+        return
+    model, ckpt = Path(args.model).resolve(), Path(args.checkpoint_dir).resolve()
+    if model == ckpt or ckpt in model.parents or model in ckpt.parents:
+        raise OutputPathError(f"--model {args.model} and --checkpoint-dir {args.checkpoint_dir} "
+                              "overlap; give them separate folders")
+    if args.validation_fraction > 0:
+        check_checkpoint_dir(args.checkpoint_dir)
+    else:
+        check_writable(args.checkpoint_dir, TRAINING_FORMAT)
+
+
+def _read_fit_data(args):
+    """``(RatingData, ratings table, user table, item table)``, every file checked."""
     from ttm_jax.data.ratings import RatingData
     from ttm_jax.data.tabular import check_covered, lookup_ids, read_covariates, read_ratings
-    from ttm_jax.io.folders import check_writable
-    from ttm_jax.io.saved_model import MODEL_FORMAT, FeatureSchema, save_model
-    from ttm_jax.model.init import init_model
-    from ttm_jax.protocols import holdout_then_refit
-    from ttm_jax.training.fit import fit
-    from ttm_jax.training.results import TrainingDivergedError
 
-    # Everything is read and checked before training, and the model is written
-    # only after training succeeded.
-    model_config = ModelConfig(hidden=args.hidden, embedding_dim=args.embedding_dim,
-                               activation=args.activation)
-    train_config = TrainConfig(
-        max_epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
-        min_learning_rate=min(TrainConfig().min_learning_rate, args.learning_rate),
-        penalty_weight=args.penalty_weight, eval_every_epochs=args.eval_every,
-        patience=args.patience, max_seconds=args.max_seconds,
-    )
-    check_writable(args.model, MODEL_FORMAT)
     ratings = read_ratings(args.ratings, user_col=args.user_col, item_col=args.item_col,
                            rating_col=args.rating_col)
     users = read_covariates(args.user_features, id_col=args.user_col)
@@ -92,27 +207,70 @@ def _cmd_fit(args) -> int:
         check_covered(users, ratings.users, used_in=ratings.path)
         check_covered(items, ratings.items, used_in=ratings.path)
     data = RatingData(users.features, items.features, u_rows, i_rows, ratings.ratings)
+    return data, ratings, users, items
+
+
+def _train(args, model_config, train_config, data):
+    """``(selection result, model to save, refit epochs or None)``."""
+    import jax
+
+    from ttm_jax.model.init import init_model
+    from ttm_jax.protocols import holdout_then_refit
+    from ttm_jax.training.fit import fit
 
     init_key, fit_key = jax.random.split(jax.random.key(args.seed))
     progress = False if args.no_progress else None
+    if args.validation_fraction > 0:
+        out = holdout_then_refit(
+            model_config, data, train_config, validation_fraction=args.validation_fraction,
+            refit=args.refit, split_seed=args.seed, init_key=init_key,
+            key=fit_key, progress=progress, checkpoint_dir=args.checkpoint_dir,
+            checkpoint_every=args.checkpoint_every)
+        return out.selection, out.model, None if out.refit is None else out.epochs
+    model = init_model(model_config, data, key=init_key)
+    result = fit(model, data, None, train_config, key=fit_key, progress=progress,
+                 checkpoint_dir=args.checkpoint_dir, checkpoint_every=args.checkpoint_every)
+    return result, result.model, None
+
+
+def _outlier(ratings) -> str | None:
+    """Where the ratings file holds a rating far outside the others, or ``None``."""
+    from ttm_jax.data.ratings import outlying_rating
+
+    k = outlying_rating(ratings.ratings)
+    if k is None:
+        return None
+    return (f"the rating {ratings.ratings[k]:g} at {ratings.where(k)} is far outside the others "
+            f"(median {np.median(ratings.ratings):g}): check it for a misplaced value, or "
+            "rescale the ratings")
+
+
+def _diverged(err, ratings) -> str:
+    """The message for a diverged fit, pointing at an outlying rating's line if there is one."""
+    outlier = _outlier(ratings)
+    if outlier is not None:
+        return f"training diverged, and {outlier}; nothing was saved"
+    hint = " (--refit none saves the early-stopped model)" if err.selection is not None else ""
+    return f"{err}; nothing was saved{hint}"
+
+
+def _cmd_fit(args) -> int:
+    from ttm_jax.io.saved_model import FeatureSchema, save_model
+    from ttm_jax.training.results import TrainingDivergedError
+
+    # Options, output locations and files are all checked before training, and
+    # the model is written only after training succeeded.
+    model_config, train_config = _fit_configs(args)
+    _check_fit_outputs(args)
+    data, ratings, users, items = _read_fit_data(args)
+    outlier = _outlier(ratings)
+    if outlier is not None:
+        # Not an error (it may be meant), but training on it rarely is: say so first.
+        print(f"ttm_jax: warning: {outlier}", file=sys.stderr)
     try:
-        if args.validation_fraction > 0:
-            out = holdout_then_refit(
-                model_config, data, train_config, validation_fraction=args.validation_fraction,
-                refit=args.refit, split_seed=args.seed, init_key=init_key,
-                key=fit_key, progress=progress, checkpoint_dir=args.checkpoint_dir,
-                checkpoint_every=args.checkpoint_every)
-            result, model_out = out.selection, out.model
-            refit_epochs = None if out.refit is None else out.epochs
-        else:
-            model = init_model(model_config, data, key=init_key)
-            result = fit(model, data, None, train_config, key=fit_key, progress=progress,
-                         checkpoint_dir=args.checkpoint_dir,
-                         checkpoint_every=args.checkpoint_every)
-            model_out, refit_epochs = result.model, None
+        result, model_out, refit_epochs = _train(args, model_config, train_config, data)
     except TrainingDivergedError as err:
-        hint = " (--refit none saves the early-stopped model)" if err.selection is not None else ""
-        print(f"ttm_jax: error: {err}; nothing was saved{hint}", file=sys.stderr)
+        print(f"ttm_jax: error: {_diverged(err, ratings)}", file=sys.stderr)
         return 1
 
     schema = FeatureSchema(users.features.shape[1], items.features.shape[1],
@@ -128,7 +286,7 @@ def _cmd_fit(args) -> int:
         arrays={
             "user_ids": users.ids, "item_ids": items.ids,
             "user_features": users.features, "item_features": items.features,
-            "rated_users": u_rows.astype(np.int32), "rated_items": i_rows.astype(np.int32),
+            "rated_users": data.user_ids, "rated_items": data.item_ids,
             "ratings": ratings.ratings,
         },
         metadata={"columns": {"user": args.user_col, "item": args.item_col,
@@ -153,24 +311,46 @@ class _Stored:
     """A model folder written by ``fit``: the model and its training tables."""
 
     def __init__(self, folder: str):
-        from ttm_jax.io import CheckpointError, load_model
+        from ttm_jax.io import load_model
 
         saved = load_model(folder)
-        need = ("user_ids", "item_ids", "user_features", "item_features", "rated_users",
-                "rated_items", "ratings")
-        missing = [k for k in need if k not in saved.arrays]
-        if missing:
-            raise CheckpointError(f"{folder} was not written by `ttm_jax fit` (it lacks "
-                                  f"{missing[0]}); save models for the command line with it")
         self.folder = folder
         self.saved = saved
         self.model = saved.model
-        a = saved.arrays
+        a = self._tables(saved.arrays)
         self.user_ids, self.item_ids = a["user_ids"], a["item_ids"]
         self.user_features, self.item_features = a["user_features"], a["item_features"]
         self.rated_users, self.rated_items, self.ratings = (
             a["rated_users"], a["rated_items"], a["ratings"])
-        self.columns = saved.metadata["user_metadata"]["columns"]
+        columns = saved.metadata["user_metadata"].get("columns")
+        if not (isinstance(columns, dict) and
+                all(isinstance(columns.get(k), str) for k in ("user", "item", "rating"))):
+            self._refuse("the names of its id and rating columns")
+        self.columns = columns
+
+    def _refuse(self, lacking: str):
+        from ttm_jax.io import CheckpointError
+
+        raise CheckpointError(f"{self.folder} was not written by `ttm_jax fit` (it lacks "
+                              f"{lacking}); save models for the command line with it")
+
+    def _tables(self, a: dict) -> dict:
+        """The training tables, checked to fit together (a model saved by other code may
+        hold arrays under these names that do not)."""
+        need = ("user_ids", "item_ids", "user_features", "item_features", "rated_users",
+                "rated_items", "ratings")
+        missing = [k for k in need if k not in a]
+        if missing:
+            self._refuse(missing[0])
+        schema = self.saved.schema
+        for side in ("user", "item"):
+            ids, x = a[f"{side}_ids"], a[f"{side}_features"]
+            rated = a[f"rated_{side}s"]
+            if not (ids.ndim == 1 and x.shape == (ids.size, getattr(schema, f"{side}_features"))
+                    and rated.shape == a["ratings"].shape and rated.dtype.kind in "iu"
+                    and (rated.size == 0 or 0 <= rated.min() <= rated.max() < ids.size)):
+                self._refuse(f"{side} tables that fit together")
+        return a
 
     def covariates(self, side: str, path: str | None):
         """``(ids, features)``: the training table, extended/overridden by ``path``'s rows."""
@@ -237,7 +417,13 @@ def _read_id_list(path: str, column: str) -> np.ndarray:
         if column not in frame.columns:
             raise TabularError(f"{p}: missing column {column!r}; the file has {list(frame.columns)}")
         return frame[column].to_numpy(dtype=str)
-    lines = [ln.strip() for ln in p.read_text().splitlines()]
+    if not p.is_file():
+        raise TabularError(f"{p}: no such file")
+    try:
+        lines = [ln.strip() for ln in p.read_text(encoding="utf-8").splitlines()]
+    except UnicodeDecodeError as err:
+        line = p.read_bytes()[: err.start].count(b"\n") + 1
+        raise TabularError(f"{p}, line {line}: not UTF-8 text; save the id list as UTF-8") from None
     return np.asarray([ln for ln in lines if ln], dtype=str)
 
 
@@ -246,6 +432,7 @@ def _cmd_recommend(args) -> int:
     from ttm_jax.serving.inference import embed_items, embed_users
     from ttm_jax.serving.recommend import top_k
 
+    out = None if args.out is None else _check_out_file(args.out)
     stored = _Stored(args.model)
     cols = stored.columns
     user_ids, user_x = stored.covariates("user", args.user_features)
@@ -305,8 +492,8 @@ def _cmd_recommend(args) -> int:
             lines.append(f"{_csv_field(u)},{r + 1},{_csv_field(item_ids[cand[pos]])},"
                          f"{recs.scores[j, r]:.6g}")
     text = "\n".join(lines) + "\n"
-    if args.out:
-        _write_atomic(Path(args.out), text)
+    if out is not None:
+        _write_atomic(out, text)
         print(f"{rows.size} users × {args.k} items written to {args.out}", file=sys.stderr)
     else:
         sys.stdout.write(text)
@@ -325,21 +512,18 @@ def _csv_field(value: str) -> str:
 def _cmd_embeddings(args) -> int:
     from ttm_jax.serving.recommend import export_embeddings
 
+    out = _check_new_folder(args.out)
     stored = _Stored(args.model)
     user_ids, user_x = stored.covariates("user", args.user_features)
     item_ids, item_x = stored.covariates("item", args.item_features)
-    out = Path(args.out)
-    if out.exists() and any(out.iterdir()):
-        raise ValueError(f"{out} is not empty; choose a new folder")
     tables = export_embeddings(stored.model, user_x, item_x)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent
-                                if out.parent.exists() else None))
-    tables.save(tmp)
-    np.save(tmp / "user_ids.npy", user_ids, allow_pickle=False)
-    np.save(tmp / "item_ids.npy", item_ids, allow_pickle=False)
-    if out.exists():
-        out.rmdir()
-    os.replace(tmp, out)
+
+    def fill(folder: Path) -> None:
+        tables.save(folder)
+        np.save(folder / "user_ids.npy", user_ids, allow_pickle=False)
+        np.save(folder / "item_ids.npy", item_ids, allow_pickle=False)
+
+    _write_new_folder(out, fill)
     print(f"{user_ids.size} user and {item_ids.size} item embeddings "
           f"(p = {tables.users.shape[1]}) written to {out}")
     return 0
@@ -466,16 +650,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _message(err: Exception) -> str:
+    if isinstance(err, OSError) and err.filename is not None and err.strerror:
+        return f"{err.filename}: {err.strerror}; check the path and its permissions"
+    return str(err)
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Run the command line; returns the exit status (2 for bad input)."""
+    """Run the command line; returns the exit status (2 for bad input or an unusable path)."""
     from ttm_jax.data.tabular import TabularError
     from ttm_jax.io import CheckpointError, OutputPathError
 
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)
-    except (TabularError, CheckpointError, OutputPathError, ValueError, FileNotFoundError) as err:
-        print(f"ttm_jax: error: {err}", file=sys.stderr)
+    except (TabularError, CheckpointError, OutputPathError, ValueError, OSError) as err:
+        print(f"ttm_jax: error: {_message(err)}", file=sys.stderr)
         return 2
 
 

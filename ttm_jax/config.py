@@ -48,13 +48,12 @@ class ModelConfig:
     center_ratings: bool = True
 
     def __post_init__(self):
-        object.__setattr__(self, "hidden", checks.integer_tuple("hidden", self.hidden))
-        checks.integer("embedding_dim", self.embedding_dim, low=1)
+        object.__setattr__(self, "hidden", checks.integer_tuple("hidden", self.hidden,
+                                                                high=checks.INT32_MAX))
+        checks.integer("embedding_dim", self.embedding_dim, low=1, high=checks.INT32_MAX)
         checks.choice("activation", self.activation, ACTIVATION_NAMES)
         for name in ("standardize", "center_ratings"):
-            if not isinstance(getattr(self, name), bool):
-                raise checks.InvalidArgument(
-                    f"{name}={getattr(self, name)!r} must be True or False")
+            checks.boolean(name, getattr(self, name))
 
     @classmethod
     def paper(cls) -> ModelConfig:
@@ -143,9 +142,8 @@ class TrainConfig:
                      "min_delta"):
             checks.real(name, getattr(self, name), low=0.0)
         for name in ("batch_size", "max_epochs", "eval_every_epochs", "patience"):
-            checks.integer(name, getattr(self, name), low=1)
-        if not isinstance(self.proximal, bool):
-            raise checks.InvalidArgument(f"proximal={self.proximal!r} must be True or False")
+            checks.integer(name, getattr(self, name), low=1, high=checks.INT32_MAX)
+        checks.boolean("proximal", self.proximal)
         if self.proximal and self.penalty != "l1":
             raise checks.InvalidArgument(
                 "proximal=True applies to penalty='l1' only; set penalty='l1'")

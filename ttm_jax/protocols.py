@@ -37,15 +37,16 @@ import numpy as np
 from ttm_jax import checks
 from ttm_jax.config import ModelConfig, TrainConfig
 from ttm_jax.data.ratings import RatingData, random_split
-from ttm_jax.io.folders import OutputPathError
+from ttm_jax.io.checkpoint import TRAINING_FORMAT
+from ttm_jax.io.folders import OutputPathError, check_writable
 from ttm_jax.model.init import init_model
 from ttm_jax.model.towers import TwoTower
 from ttm_jax.training.callbacks import Callback
 from ttm_jax.training.fit import LambdaGridResult, check_lambdas, fit, fit_lambda_grid
 from ttm_jax.training.results import FitResult, TrainingDivergedError
 
-__all__ = ["REFIT_MODES", "WARM_FRACTION", "ProtocolResult", "continue_training",
-           "holdout_then_refit", "refit_from_scratch"]
+__all__ = ["REFIT_MODES", "WARM_FRACTION", "ProtocolResult", "check_checkpoint_dir",
+           "continue_training", "holdout_then_refit", "refit_from_scratch"]
 
 _STAGES = ("holdout", "refit")
 #: How :func:`holdout_then_refit` refits on all the ratings.
@@ -165,7 +166,14 @@ def continue_training(
                checkpoint_every=checkpoint_every, label="refit")
 
 
-def _stage_dirs(checkpoint_dir) -> dict[str, Path | None]:
+def check_checkpoint_dir(checkpoint_dir) -> dict[str, Path | None]:
+    """The checkpoint folders of the protocol's two stages under ``checkpoint_dir``
+    (``holdout/`` and ``refit/``), checked before any training.
+
+    Raises:
+      ttm_jax.io.OutputPathError: ``checkpoint_dir`` is a file, holds files the
+        protocol did not write, or a stage folder cannot hold a checkpoint.
+    """
     if checkpoint_dir is None:
         return dict.fromkeys(_STAGES)
     root = Path(checkpoint_dir)
@@ -178,7 +186,10 @@ def _stage_dirs(checkpoint_dir) -> dict[str, Path | None]:
                 f"checkpoint_dir={root} holds {', '.join(foreign[:3])}, which the protocol did "
                 f"not write (it keeps only {' and '.join(_STAGES)}/ there); choose a new or "
                 "empty folder")
-    return {stage: root / stage for stage in _STAGES}
+    dirs = {stage: root / stage for stage in _STAGES}
+    for folder in dirs.values():
+        check_writable(folder, TRAINING_FORMAT)
+    return dirs
 
 
 def holdout_then_refit(
@@ -240,7 +251,7 @@ def holdout_then_refit(
     checks.fraction("validation_fraction", validation_fraction, allow_zero=False)
     checks.choice("refit", refit, REFIT_MODES)
     split_seed = checks.integer("split_seed", split_seed, low=0)
-    dirs = _stage_dirs(checkpoint_dir)
+    dirs = check_checkpoint_dir(checkpoint_dir)
     split = random_split(train, validation_fraction, seed=split_seed)
     part, holdout = split.train, split.test
     model = init_model(model_config, part, key=init_key)

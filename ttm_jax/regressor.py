@@ -13,7 +13,7 @@ from ttm_jax.data.ratings import RatingData
 from ttm_jax.model.init import init_model
 from ttm_jax.model.towers import TwoTower
 from ttm_jax.protocols import REFIT_MODES, holdout_then_refit
-from ttm_jax.serving.inference import embed_items, embed_users, predict_pairs
+from ttm_jax.serving.inference import check_covariates, embed_items, embed_users, predict_pairs
 from ttm_jax.training.fit import fit
 from ttm_jax.training.results import FitResult, TrainingDivergedError
 
@@ -77,7 +77,8 @@ class TwoTowerRegressor:
         self.train = train if train is not None else TrainConfig()
         self.validation_fraction = checks.fraction("validation_fraction", validation_fraction)
         self.refit = checks.choice("refit", refit, REFIT_MODES)
-        self.seed = None if seed is None else checks.integer("seed", seed, low=0)
+        self.seed = None if seed is None else checks.integer("seed", seed, low=0,
+                                                                     high=checks.SEED_MAX)
         self.progress = progress
 
     def fit(self, train: RatingData, validation: RatingData | None = None) -> TwoTowerRegressor:
@@ -136,7 +137,9 @@ class TwoTowerRegressor:
         )
 
     def predict_matrix(self, user_features: np.ndarray, item_features: np.ndarray) -> np.ndarray:
-        """Scores of every (user, item) pair: ``[n, D_u] × [m, D_i] → [n, m]``."""
+        """Scores of every (user, item) pair: ``[n, D_u] × [m, D_i] → [n, m]``.
+
+        Covariates must be finite numbers (a NaN row is refused, naming it)."""
         model = self._check_fitted()
         u = embed_users(model, user_features)
         v = embed_items(model, item_features)
@@ -144,11 +147,13 @@ class TwoTowerRegressor:
 
     def user_embeddings(self, features: np.ndarray) -> np.ndarray:
         """``f(x_u)``: ``[n, D_u]`` → ``[n, p]``; works for users never seen in training."""
-        return embed_users(self._check_fitted(), features)
+        model = self._check_fitted()
+        return embed_users(model, check_covariates(model, features, "user", name="features"))
 
     def item_embeddings(self, features: np.ndarray) -> np.ndarray:
         """``g(x_i)``: ``[n, D_i]`` → ``[n, p]``; works for items never seen in training."""
-        return embed_items(self._check_fitted(), features)
+        model = self._check_fitted()
+        return embed_items(model, check_covariates(model, features, "item", name="features"))
 
     def __repr__(self) -> str:
         return f"TwoTowerRegressor(model={self.model}, train={self.train}, seed={self.seed})"

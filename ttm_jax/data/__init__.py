@@ -17,6 +17,7 @@ from ttm_jax.data.movielens import read_movielens as read_movielens
 from ttm_jax.data.ratings import RatingData as RatingData
 from ttm_jax.data.ratings import Split as Split
 from ttm_jax.data.ratings import cold_start_split as cold_start_split
+from ttm_jax.data.ratings import outlying_rating as outlying_rating
 from ttm_jax.data.ratings import random_split as random_split
 from ttm_jax.data.synthetic import GroundTruth as GroundTruth
 from ttm_jax.data.synthetic import SyntheticData as SyntheticData
@@ -33,6 +34,7 @@ __all__ = [
     "AspectResourcesMissing", "GroundTruth", "HolderMap", "IdDropout", "MovieLens", "RatingData",
     "Split", "SyntheticData", "TabularError", "TrigMap", "Yelp", "append_one_hot_ids",
     "cold_start_split", "default_levels", "holder_map", "load_movielens", "load_yelp",
-    "make_holder_synthetic", "make_synthetic", "random_split", "read_movielens", "read_yelp",
-    "sample_intrinsic_covariates", "with_id_dropout", "zero_id_block", "zero_unseen_ids",
+    "make_holder_synthetic", "make_synthetic", "outlying_rating", "random_split",
+    "read_movielens", "read_yelp", "sample_intrinsic_covariates", "with_id_dropout",
+    "zero_id_block", "zero_unseen_ids",
 ]

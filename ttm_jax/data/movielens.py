@@ -125,6 +125,11 @@ def _need(folder: Path, name: str) -> Path:
 def _lines(path: Path, encoding: str):
     with open(path, encoding=encoding, newline="") as fh:
         for lineno, line in enumerate(fh, 1):
+            if not line.endswith("\n") and line.strip():
+                # MovieLens ends every line, the last included, with a line break.
+                raise _bad(path, lineno, "the last line has no line break, so the file was cut "
+                           "mid-line (an interrupted download or copy)",
+                           "extract or download the file again")
             line = line.rstrip("\r\n")
             if line.strip():
                 yield lineno, line
@@ -268,8 +273,21 @@ def _index(raw_ids: np.ndarray, path: Path) -> dict[int, int]:
     return index
 
 
+def _rating(path: Path, lineno: int, text: str) -> int:
+    """MovieLens-100K's stars: a whole number from 1 to 5."""
+    try:
+        stars = int(text)
+    except ValueError:
+        stars = None
+    if stars is None or not 1 <= stars <= 5:
+        raise _bad(path, lineno, f"rating {text!r} is not one of MovieLens-100K's whole stars "
+                   "1 to 5", "fix the rating")
+    return stars
+
+
 def _read_ratings(path: Path, users: dict[int, int], items: dict[int, int]):
     uids, iids, ratings, stamps = [], [], [], []
+    first_line: dict[tuple[int, int], int] = {}
     for lineno, line in _lines(path, "latin-1"):
         fields = line.split("\t")
         if len(fields) != 4:
@@ -278,19 +296,18 @@ def _read_ratings(path: Path, users: dict[int, int], items: dict[int, int]):
                        "check that this is u.data from MovieLens-100K")
         u = _int(path, lineno, fields[0], "user id")
         i = _int(path, lineno, fields[1], "item id")
-        try:
-            r = float(fields[2])
-        except ValueError:
-            raise _bad(path, lineno, f"rating {fields[2]!r} is not a number",
-                       "fix the rating") from None
-        if not np.isfinite(r):
-            raise _bad(path, lineno, f"rating {fields[2]!r} is not finite", "fix the rating")
+        r = _rating(path, lineno, fields[2])
         if u not in users:
             raise _bad(path, lineno, f"user id {u} has no row in u.user",
                        "add the user to u.user or drop the rating")
         if i not in items:
             raise _bad(path, lineno, f"item id {i} has no row in u.item",
                        "add the movie to u.item or drop the rating")
+        if (u, i) in first_line:
+            raise _bad(path, lineno, f"user {u} rated item {i} already on line "
+                       f"{first_line[u, i]}", "keep one rating per (user, item) pair; "
+                       "MovieLens-100K has no repeats, so the file was altered")
+        first_line[u, i] = lineno
         uids.append(users[u])
         iids.append(items[i])
         ratings.append(r)
@@ -322,7 +339,10 @@ def read_movielens(
 
     Raises:
       FileNotFoundError: a file is missing (the message names it).
-      ValueError: a malformed line (the message names the file and line).
+      ValueError: a malformed line (the message names the file and line): a
+        wrong number of fields, a file cut mid-line, a rating that is not a
+        whole number from 1 to 5, a (user, item) pair rated twice (named by
+        MovieLens's ids and both lines), an unknown user or movie.
     """
     if title_words < 0:
         raise ValueError(f"title_words={title_words} must be >= 0")

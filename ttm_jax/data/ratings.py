@@ -13,11 +13,28 @@ from typing import NamedTuple
 
 import numpy as np
 
-__all__ = ["RatingData", "Split", "random_split", "cold_start_split"]
+from ttm_jax import checks
+
+__all__ = ["MAX_ABS_RATING", "RatingData", "Split", "cold_start_split", "outlying_rating",
+           "random_split"]
+
+#: The largest rating size accepted. A squared error beyond float32's range
+#: (|r| near 1.8e19) makes training diverge at its first step, so a larger
+#: rating is a data error (or the ratings need rescaling), and is refused.
+MAX_ABS_RATING = 1e18
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def _array(name: str, value) -> np.ndarray:
+    try:
+        return np.asarray(value)
+    except (ValueError, TypeError) as err:  # ragged nested lists, say
+        raise ValueError(f"{name}: cannot be read as an array ({err}); pass a numpy array "
+                         "of one shape") from None
 
 
 def _as_real_matrix(name: str, value) -> np.ndarray:
-    arr = np.asarray(value)
+    arr = _array(name, value)
     if arr.dtype == object or not (
         np.issubdtype(arr.dtype, np.floating)
         or np.issubdtype(arr.dtype, np.integer)
@@ -33,21 +50,38 @@ def _as_real_matrix(name: str, value) -> np.ndarray:
         )
     if arr.shape[0] == 0 or arr.shape[1] == 0:
         raise ValueError(f"{name}: shape {arr.shape} is empty; need at least one row and column")
+    _check_finite(name, arr, _FLOAT32_MAX, "impute or drop them before building RatingData")
     # Arrays we already own (read-only float32) are shared, not copied, so splits
     # keep one covariate table; anything else is copied before it is frozen.
-    arr = arr.astype(np.float32, copy=arr.flags.writeable)
-    bad = ~np.isfinite(arr)
-    if bad.any():
-        row, col = np.argwhere(bad)[0]
+    return arr.astype(np.float32, copy=arr.flags.writeable)
+
+
+def _check_finite(name: str, arr: np.ndarray, limit: float, fix: str) -> None:
+    """Refuse NaN, inf and values beyond ``limit`` in size, naming the first (row, column)."""
+    if arr.dtype.kind == "f" and not np.isfinite(arr).all():
+        bad = ~np.isfinite(arr)
         raise ValueError(
-            f"{name}: {int(bad.sum())} non-finite value(s) (NaN or inf), first at row {row}, "
-            f"column {col}; impute or drop them before building RatingData"
+            f"{name}: {int(bad.sum())} non-finite value(s) (NaN or inf), first at "
+            f"{_position(np.argwhere(bad)[0])}; {fix}"
         )
-    return arr
+    if arr.size == 0 or arr.dtype.kind == "b" or (arr.max() <= limit and arr.min() >= -limit):
+        return
+    where = np.argwhere((arr > limit) | (arr < -limit))[0]
+    if limit == _FLOAT32_MAX:
+        why = "does not fit in float32; rescale the column"
+    else:
+        why = (f"is larger than {limit:.0e} in size, where a squared error overflows float32 "
+               "and training can only diverge; it is likely a data error (or rescale the "
+               "ratings)")
+    raise ValueError(f"{name}: value {arr[tuple(where)]:g} at {_position(where)} {why}")
+
+
+def _position(where) -> str:
+    return f"row {where[0]}, column {where[1]}" if len(where) == 2 else f"position {where[0]}"
 
 
 def _as_ids(name: str, value, n: int, table: str) -> np.ndarray:
-    arr = np.asarray(value)
+    arr = _array(name, value)
     if arr.ndim != 1:
         raise ValueError(f"{name}: expected a 1-D array [|Ω|], got shape {arr.shape}")
     if not np.issubdtype(arr.dtype, np.integer):
@@ -98,7 +132,7 @@ class RatingData:
         itf = _as_real_matrix("item_features", self.item_features)
         uids = _as_ids("user_ids", self.user_ids, uf.shape[0], "user_features")
         iids = _as_ids("item_ids", self.item_ids, itf.shape[0], "item_features")
-        r = np.asarray(self.ratings)
+        r = _array("ratings", self.ratings)
         if r.ndim != 1:
             raise ValueError(f"ratings: expected a 1-D array [|Ω|], got shape {r.shape}")
         if r.dtype == object or not (
@@ -112,12 +146,13 @@ class RatingData:
                 f"user_ids, item_ids and ratings must have the same length |Ω|; got "
                 f"{uids.size}, {iids.size} and {r.size}"
             )
-        r = r.astype(np.float32, copy=r.flags.writeable)
-        if not np.isfinite(r).all():
+        if r.dtype.kind == "f" and not np.isfinite(r).all():
             pos = int(np.flatnonzero(~np.isfinite(r))[0])
             raise ValueError(
                 f"ratings: non-finite rating {r[pos]} at position {pos}; drop or fix it"
             )
+        _check_finite("ratings", r, MAX_ABS_RATING, "drop or fix it")
+        r = r.astype(np.float32, copy=r.flags.writeable)
         keys = uids.astype(np.int64) * itf.shape[0] + iids
         uniq, first, counts = np.unique(keys, return_index=True, return_counts=True)
         if (counts > 1).any():
@@ -169,19 +204,31 @@ class RatingData:
         )
 
 
+def outlying_rating(ratings) -> int | None:
+    """The position of a rating far outside all the others, or ``None``.
+
+    "Far" is more than 1000 typical spreads from the median, the spread being
+    the median absolute deviation, but at least ``|median|`` and 1: a rating
+    of 1e10 among 1..5 is one, prices from 1 to 10^6 have none. When
+    training diverges, such a rating (a misplaced value) is the likely cause,
+    and a smaller step size would not help.
+    """
+    r = np.asarray(ratings, np.float64).reshape(-1)
+    if r.size == 0 or not np.isfinite(r).all():
+        return None
+    median = float(np.median(r))
+    dev = np.abs(r - median)
+    spread = max(float(np.median(dev)), abs(median), 1.0)
+    k = int(np.argmax(dev))
+    return k if dev[k] > 1e3 * spread else None
+
+
 class Split(NamedTuple):
     """Train/validation/test parts of one :class:`RatingData` (shared covariate tables)."""
 
     train: RatingData
     validation: RatingData | None
     test: RatingData
-
-
-def _check_fraction(name: str, value: float, *, allow_zero: bool = True) -> None:
-    lo_ok = value >= 0 if allow_zero else value > 0
-    if not (np.isfinite(value) and lo_ok and value < 1):
-        rng = "[0, 1)" if allow_zero else "(0, 1)"
-        raise ValueError(f"{name}={value} must be a fraction in {rng}")
 
 
 def random_split(
@@ -193,8 +240,11 @@ def random_split(
     holds out 20% of the training set for early stopping), so
     ``random_split(d, 0.3, 0.2, seed=0)`` gives 56% / 14% / 30% of Ω.
     """
-    _check_fraction("test_fraction", test_fraction, allow_zero=False)
-    _check_fraction("validation_fraction", validation_fraction)
+    if not isinstance(data, RatingData):
+        raise TypeError(f"data must be a RatingData, got {type(data).__name__}")
+    test_fraction = checks.fraction("test_fraction", test_fraction, allow_zero=False)
+    validation_fraction = checks.fraction("validation_fraction", validation_fraction)
+    seed = checks.integer("seed", seed, low=0)
     rng = np.random.default_rng(seed)
     perm = rng.permutation(data.n_ratings)
     n_test = int(round(test_fraction * data.n_ratings))
@@ -234,7 +284,7 @@ def cold_start_split(
         ("test_fraction", test_fraction),
         ("validation_fraction", validation_fraction),
     ):
-        _check_fraction(name, v)
+        checks.fraction(name, v)
     if user_fraction == 0 and item_fraction == 0:
         raise ValueError(
             "cold_start_split needs user_fraction > 0 or item_fraction > 0; "

@@ -2,7 +2,9 @@
 
 Ids are read as text in every file (``7`` in a CSV and ``7`` in a Parquet
 integer column are the same id; ``7.0`` is not), so ratings and covariate
-tables match on the exact spelling. Every error is a :class:`TabularError`
+tables match on the exact spelling. ``NA``, ``None``, ``nan`` and ``null`` are
+ids like any other (pandas would read them as missing); only an empty field
+(or a Parquet null) is a missing id. Every error is a :class:`TabularError`
 naming the file, the column and the first offending row (0-based data row; for
 CSV also the line number, counting the header as line 1).
 """
@@ -16,6 +18,8 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
+from ttm_jax.data.ratings import MAX_ABS_RATING
+
 __all__ = [
     "TabularError",
     "RatingsTable",
@@ -28,6 +32,7 @@ __all__ = [
 ]
 
 _CSV = (".csv", ".tsv", ".txt")
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
 _PARQUET = (".parquet", ".pq")
 
 
@@ -54,7 +59,9 @@ def read_table(path: str | os.PathLike, id_columns: tuple[str, ...] = ()) -> pd.
             sep = "\t" if suffix == ".tsv" else ","
             head = pd.read_csv(path, sep=sep, nrows=0)
             dtypes = {c: str for c in id_columns if c in head.columns}
-            frame = pd.read_csv(path, sep=sep, dtype=dtypes, keep_default_na=True)
+            # No NA spellings: "NA" and "None" are ids, and a covariate written
+            # "NA" is reported as text rather than silently becoming NaN.
+            frame = pd.read_csv(path, sep=sep, dtype=dtypes, keep_default_na=False)
         elif suffix in _PARQUET:
             frame = pd.read_parquet(path)
         else:
@@ -100,20 +107,39 @@ def _require(path: Path, frame: pd.DataFrame, columns, what: str) -> None:
         raise TabularError(f"{path}: the file has no data rows")
 
 
-def _numeric(path: Path, frame: pd.DataFrame, column: str) -> np.ndarray:
+def _numeric(path: Path, frame: pd.DataFrame, column: str, *, limit: float, fix: str
+             ) -> np.ndarray:
+    """``column`` as float64; a value that is not a number, or whose size exceeds ``limit``,
+    is a :class:`TabularError` naming the row (``fix`` says what to do about a large one)."""
     raw = frame[column]
-    values = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    try:
+        values = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    except (TypeError, ValueError):  # nested values (lists, dicts) in a Parquet column
+        values = np.array([_as_float(v) for v in raw], np.float64)
     bad = ~np.isfinite(values)
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
         shown = raw.iloc[row]
-        if pd.isna(shown):
+        if not isinstance(shown, list | dict | np.ndarray) and (
+                pd.isna(shown) or not str(shown).strip()):
             what = "the value is empty"
         else:
             why = "is not finite" if np.isinf(values[row]) else "is not a number"
             what = f"value '{shown}' {why}"
         raise TabularError(f"{path}: column {column!r}, {_where(path, row)}: {what}")
+    huge = np.abs(values) > limit
+    if huge.any():
+        row = int(np.flatnonzero(huge)[0])
+        raise TabularError(f"{path}: column {column!r}, {_where(path, row)}: value "
+                           f"{values[row]:g} is larger than {limit:.3g} in size; {fix}")
     return values
+
+
+def _as_float(value) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return np.nan
 
 
 class RatingsTable(NamedTuple):
@@ -125,6 +151,10 @@ class RatingsTable(NamedTuple):
     ratings: np.ndarray
     user_col: str
     item_col: str
+
+    def where(self, row: int) -> str:
+        """``"<file>, row <row> (line <n>)"``: where the ``row``-th rating is in the file."""
+        return f"{self.path}, {_where(self.path, row)}"
 
 
 def read_ratings(
@@ -138,12 +168,15 @@ def read_ratings(
 
     Raises:
       TabularError: missing columns, empty ids, a non-numeric, empty or
-        infinite rating, or a (user, item) pair that occurs twice.
+        infinite rating, one larger than :data:`~ttm_jax.data.ratings.MAX_ABS_RATING`
+        in size, or a (user, item) pair that occurs twice.
     """
     path = Path(path)
     frame = read_table(path, (user_col, item_col))
     _require(path, frame, (user_col, item_col, rating_col), "user, item and rating columns")
-    ratings = _numeric(path, frame, rating_col).astype(np.float32)
+    ratings = _numeric(path, frame, rating_col, limit=MAX_ABS_RATING,
+                       fix="such a rating is a data error (or rescale the ratings)"
+                       ).astype(np.float32)
     users = frame[user_col].to_numpy(dtype=str)
     items = frame[item_col].to_numpy(dtype=str)
     dup = pd.DataFrame({"u": users, "i": items}).duplicated(keep="first").to_numpy()
@@ -181,7 +214,7 @@ def read_covariates(
 
     Raises:
       TabularError: a missing column, an empty or repeated id, or a covariate
-        that is not a finite number.
+        that is not a finite number or does not fit in float32.
     """
     path = Path(path)
     frame = read_table(path, (id_col,))
@@ -203,7 +236,8 @@ def read_covariates(
         )
     features = np.empty((len(frame), len(columns)), np.float32)
     for j, col in enumerate(columns):
-        features[:, j] = _numeric(path, frame, col)
+        features[:, j] = _numeric(path, frame, col, limit=_FLOAT32_MAX,
+                                  fix="it does not fit in float32; rescale the column")
     return CovariateTable(path, ids, features, tuple(columns), id_col)
 
 

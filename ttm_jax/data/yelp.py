@@ -102,8 +102,9 @@ class Yelp(NamedTuple):
 
 def _records(path: Path, fields: Sequence[str]) -> Iterator[tuple[int, dict]]:
     """``(line number, object)`` per non-blank line; a clear error for bad JSON or fields."""
-    with open(path, encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
+    with open(path, "rb") as fh:
+        for lineno, raw in enumerate(fh, 1):
+            line = _decode(path, lineno, raw)
             if not line.strip():
                 continue
             try:
@@ -120,7 +121,34 @@ def _records(path: Path, fields: Sequence[str]) -> Iterator[tuple[int, dict]]:
             if missing:
                 raise ValueError(f"{path}, line {lineno}: missing field(s) {', '.join(missing)}; "
                                  "is this the right Yelp file?")
+            for field in ("user_id", "business_id"):
+                if field in obj:
+                    _text(path, lineno, obj, field, required=True)
             yield lineno, obj
+
+
+def _decode(path: Path, lineno: int, raw: bytes) -> str:
+    # Decoded line by line, so that a bad byte is reported with its line.
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise ValueError(
+            f"{path}, line {lineno}: byte 0x{raw[err.start]:02x} at column {err.start + 1} is "
+            "not UTF-8 (JSON files are UTF-8; this one looks re-encoded, e.g. as latin-1); "
+            f"convert it, e.g. iconv -f latin1 -t utf-8 {path.name}"
+        ) from None
+
+
+def _text(path: Path, lineno: int, obj: dict, field: str, *, required: bool = False) -> str:
+    """``obj[field]`` as a string; missing or null gives ``""`` unless ``required``."""
+    value = obj.get(field)
+    if isinstance(value, str) and (value or not required):
+        return value
+    if value is None and not required:
+        return ""
+    need = "a non-empty string" if required else "a string (or null)"
+    raise ValueError(f"{path}, line {lineno}: field {field!r} is {value!r}, not {need}; "
+                     "fix or drop the line")
 
 
 def _number(path: Path, lineno: int, obj: dict, field: str) -> float:
@@ -283,7 +311,9 @@ def read_yelp(
 
     Raises:
       FileNotFoundError: a file is missing.
-      ValueError: a malformed line (file and line named), or the filters leave nothing.
+      ValueError: a malformed line (file and line named: not JSON, not UTF-8, a
+        missing field, an id or text that is not a string, a count that is not a
+        number), or the filters leave nothing.
       AspectResourcesMissing: ``aspects=True`` without spaCy / its model / nltk / VADER.
     """
     from sklearn.feature_extraction.text import TfidfVectorizer
@@ -344,7 +374,7 @@ def read_yelp(
         prev = latest.get((u, b))
         if prev is None or date >= prev[0]:
             latest[(u, b)] = (date, stars)
-        text = obj.get("text") or ""
+        text = _text(p, lineno, obj, "text")
         if len(sample) < tfidf_sample:
             sample.append(text)
         else:
@@ -423,12 +453,12 @@ def read_yelp(
                 np.add.at(c_acc, rows, counts)
 
     texts, us, bs = [], [], []
-    for _, obj in _records(p, ("user_id", "business_id")):
+    for lineno, obj in _records(p, ("user_id", "business_id")):
         b = biz_index.get(obj["business_id"])
         r = row_of_user.get(obj["user_id"]) if b is not None else None
         if r is None:
             continue
-        texts.append(obj.get("text") or "")
+        texts.append(_text(p, lineno, obj, "text"))
         us.append(r)
         bs.append(b)
         if len(texts) >= chunk_size:

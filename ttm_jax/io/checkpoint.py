@@ -46,7 +46,14 @@ def _describe_difference(saved: dict, now: dict) -> str:
               "covariates": "covariate tables", "train": "training ratings",
               "validation": "validation ratings", "keys": "minibatch keys",
               "library_version": "ttm_jax version", "members": "number of members"}
-    for key in now:
+    # Causes before consequences: other covariates also change the initial
+    # parameters (through the standardisation), more members change the keys;
+    # the cause is the difference to name.
+    first = ("library_version", "model", "train_config", "members", "covariates", "train",
+             "validation", "keys")
+    for key in (*first, *(k for k in now if k not in first)):
+        if key not in now:
+            continue
         a, b = saved.get(key), now[key]
         if a == b:
             continue

@@ -44,6 +44,7 @@ __all__ = [
     "OutputPathError",
     "check_writable",
     "commit",
+    "owned_by_save",
     "library_version",
     "read",
 ]
@@ -110,7 +111,7 @@ def check_writable(path: str | os.PathLike, fmt: str) -> Path:
         meta = _load_json(meta_path)
         if meta is None or meta.get("format") != fmt:
             what = ("an unreadable or non-ttm_jax metadata.json" if meta is None or
-                    "format" not in meta else f"a {meta['format']!r}")
+                    "format" not in meta else f"a metadata.json of format {meta['format']!r}")
             raise OutputPathError(
                 f"{path} holds {what}, not a {fmt} written by ttm_jax; refusing to write there "
                 "(nothing was changed). Choose a new or empty folder")
@@ -122,6 +123,23 @@ def check_writable(path: str | os.PathLike, fmt: str) -> Path:
             f"{', …' if len(others) > 3 else ''}) that is not a ttm_jax save; refusing to write "
             "there. Choose a new or empty folder")
     return path
+
+
+def owned_by_save(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is managed by a ttm_jax save (saved model or checkpoint): its
+    ``metadata.json``, a payload folder or anything in one, or a temporary entry.
+
+    Other writers (the command line's ``--out`` files) refuse such paths: replacing
+    them would break the save beside them.
+    """
+    path = Path(path).absolute()
+    for entry in (path, *path.parents):
+        named = entry.name == METADATA or _PAYLOAD.match(entry.name) or _TEMP.match(entry.name)
+        if named and entry.parent != entry:
+            meta = _load_json(entry.parent / METADATA)
+            if meta is not None and str(meta.get("format", "")).startswith("ttm_jax."):
+                return True
+    return False
 
 
 def _manifest(folder: Path) -> dict[str, dict]:
@@ -196,6 +214,15 @@ def _umask() -> int:
     return mask
 
 
+def _is_manifest(files) -> bool:
+    """Whether ``files`` is the ``{name: {"bytes": int, "sha256": str}}`` that :func:`commit` writes."""
+    return isinstance(files, dict) and all(
+        isinstance(info, dict) and type(info.get("bytes")) is int
+        and isinstance(info.get("sha256"), str)
+        and not Path(name).is_absolute() and ".." not in Path(name).parts
+        for name, info in files.items())
+
+
 def read(path: str | os.PathLike, fmt: str, what: str) -> tuple[dict, Path]:
     """Read and verify the folder ``path`` of kind ``fmt``.
 
@@ -235,8 +262,11 @@ def read(path: str | os.PathLike, fmt: str, what: str) -> tuple[dict, Path]:
             "content); it is not used. Restore the original file, or save the model again")
     payload = path / str(meta.get("payload", ""))
     files = meta.get("files")
-    if not _PAYLOAD.match(payload.name) or not payload.is_dir() or not isinstance(files, dict):
+    if not _PAYLOAD.match(payload.name) or not payload.is_dir():
         raise CheckpointError(f"{payload} is missing; the {what} is incomplete")
+    if not _is_manifest(files):
+        raise CheckpointError(f"{meta_path} has no valid list of payload files (sizes and "
+                              f"checksums); the {what} cannot be verified, so it is not used")
     on_disk = {p.relative_to(payload).as_posix() for p in payload.rglob("*") if p.is_file()}
     for name in sorted(on_disk - set(files)):
         raise CheckpointError(f"{payload / name} was not written with this {what}; the folder "

@@ -33,7 +33,7 @@ from flax import nnx
 from ttm_jax import checks
 from ttm_jax.config import ModelConfig
 from ttm_jax.io.folders import CheckpointError, commit, read
-from ttm_jax.io.trees import restore_tree, save_tree
+from ttm_jax.io.trees import abstract_leaves, restore_tree, save_tree
 from ttm_jax.model.init import build_model
 from ttm_jax.model.towers import TwoTower
 
@@ -186,6 +186,41 @@ def save_model(
     return commit(Path(path), MODEL_FORMAT, meta, write_payload)
 
 
+class _Fields(NamedTuple):
+    config: ModelConfig
+    schema: FeatureSchema
+    state: list
+    arrays: list
+    numeric_names: list[str]
+    text: dict[str, np.ndarray]
+
+
+def _parse(meta: dict, where: str) -> _Fields:
+    """The model's fields of ``metadata.json``, checked (types included): a damaged or
+    hand-resealed file is a :class:`CheckpointError`, never a ``KeyError``."""
+    try:
+        config = ModelConfig(**meta["model_config"])
+        schema = FeatureSchema(**meta["schema"])
+        leaves, names, text = meta["leaves"], meta["numeric_arrays"], meta["text_arrays"]
+        if not isinstance(meta.get("user_metadata"), dict):
+            raise TypeError("user_metadata is not an object")
+        if not (isinstance(names, list) and all(isinstance(n, str) for n in names)):
+            raise TypeError("numeric_arrays is not a list of names")
+        arrays = leaves.get("arrays", []) if names else []
+        if not isinstance(arrays, list) or len(arrays) != len(names):
+            raise ValueError(f"{len(names)} numeric array names but the records of "
+                             f"{len(arrays) if isinstance(arrays, list) else 'no'} arrays")
+        if not all(isinstance(v, list) and all(isinstance(x, str) for x in v)
+                   for v in text.values()):
+            raise TypeError("text_arrays holds something other than lists of text")
+        return _Fields(config, schema, leaves["state"], arrays, names,
+                       {k: np.asarray(v, dtype=str) for k, v in text.items()})
+    except (KeyError, TypeError, ValueError, AttributeError) as err:
+        raise CheckpointError(f"{where} is not a valid saved model's metadata "
+                              f"({type(err).__name__}: {err}); it was damaged or edited, so "
+                              "it is not used. Save the model again") from None
+
+
 def load_model(
     path: str | os.PathLike,
     *,
@@ -209,31 +244,26 @@ def load_model(
         metadata, non-finite weights, or other feature widths.
     """
     meta, payload = read(Path(path), MODEL_FORMAT, "saved ttm_jax model")
-    try:
-        config = ModelConfig(**meta["model_config"])
-        schema = FeatureSchema(**meta["schema"])
-        leaves = meta["leaves"]
-        text = {k: np.asarray(v, dtype=str) for k, v in meta["text_arrays"].items()}
-        numeric_names = list(meta["numeric_arrays"])
-    except (KeyError, TypeError, ValueError) as err:
-        raise CheckpointError(f"{path}/metadata.json has an invalid model_config, schema or array "
-                              f"list ({type(err).__name__}: {err})") from None
+    fields = _parse(meta, f"{path}/metadata.json")
+    config, schema = fields.config, fields.schema
     schema.check(user_features, item_features, source="the covariates given")
-    model = build_model(config, schema.user_features, schema.item_features)
-    state = restore_tree(payload / "state", nnx.state(model), leaves["state"],
+    # Restored into an abstract model first, so that an architecture the
+    # payload does not hold is refused before anything is allocated.
+    graphdef, abstract = nnx.split(nnx.eval_shape(
+        lambda: build_model(config, schema.user_features, schema.item_features)))
+    state = restore_tree(payload / "state", abstract, fields.state,
                          source=f"{path} (model state)")
     try:
         _check_finite(state, f"{path}")
     except ValueError as err:
         raise CheckpointError(str(err)) from None
-    nnx.update(model, state)
-    arrays = dict(text)
-    if numeric_names:
+    model = nnx.merge(graphdef, state)
+    arrays = dict(fields.text)
+    if fields.numeric_names:
         values = restore_tree(payload / "arrays",
-                              [np.zeros(r["shape"], np.dtype(r["dtype"]))
-                               for r in leaves["arrays"]],
-                              leaves["arrays"], source=f"{path} (arrays)")
-        arrays.update(zip(numeric_names, values))
+                              abstract_leaves(fields.arrays, source=f"{path} (arrays)"),
+                              fields.arrays, source=f"{path} (arrays)")
+        arrays.update(zip(fields.numeric_names, values))
     rest = {k: v for k, v in meta.items()
             if k not in ("model_config", "schema", "files", "leaves", "text_arrays",
                          "numeric_arrays", "checksum", "payload")}

@@ -20,7 +20,7 @@ import numpy as np
 
 from ttm_jax.io.folders import CheckpointError
 
-__all__ = ["digest", "leaf_names", "restore_tree", "save_tree"]
+__all__ = ["abstract_leaves", "digest", "leaf_names", "restore_tree", "save_tree"]
 
 
 def _host_leaves(tree) -> list[np.ndarray]:
@@ -80,6 +80,31 @@ def save_tree(folder: Path, tree) -> list[dict]:
     return [{"path": n, "shape": list(x.shape), "dtype": x.dtype.str} for n, x in zip(names, leaves)]
 
 
+def abstract_leaves(records, *, source: str) -> list[jax.ShapeDtypeStruct]:
+    """The shape and dtype of each leaf :func:`save_tree` recorded, checked.
+
+    Abstract, so that a metadata.json that claims a huge array allocates nothing.
+
+    Raises:
+      CheckpointError: ``records`` is not the list :func:`save_tree` returns
+        (a damaged or hand-edited metadata.json).
+    """
+    out = []
+    for rec in records if isinstance(records, list) else [None]:
+        shape = rec.get("shape") if isinstance(rec, dict) else None
+        try:
+            dtype = np.dtype(rec["dtype"])
+            ok = (isinstance(rec.get("path"), str) and isinstance(shape, list)
+                  and all(type(d) is int and d >= 0 for d in shape) and dtype.kind in "biuf")
+        except (TypeError, KeyError):
+            ok = False
+        if not ok:
+            raise CheckpointError(f"{source}: metadata.json's record of the arrays is damaged "
+                                  f"({rec!r} is not a path, shape and number dtype)")
+        out.append(jax.ShapeDtypeStruct(tuple(shape), dtype))
+    return out
+
+
 def restore_tree(folder: Path, template, records: list[dict], *, source: str):
     """Read the leaves written by :func:`save_tree` into ``template``'s structure.
 
@@ -94,17 +119,18 @@ def restore_tree(folder: Path, template, records: list[dict], *, source: str):
       CheckpointError: the saved leaves do not match the template, or orbax
         cannot read them.
     """
+    saved = abstract_leaves(records, source=source)
     want = [(n, tuple(np.shape(x)), np.dtype(getattr(x, "dtype", np.asarray(x).dtype)))
             for n, x in zip(leaf_names(template), jax.tree_util.tree_leaves(template))]
     if len(records) != len(want):
         raise CheckpointError(
             f"{source} holds {len(records)} arrays but the expected architecture has {len(want)}; "
             "the file does not belong to this model or run")
-    for rec, (name, shape, dtype) in zip(records, want):
-        if tuple(rec["shape"]) != shape or np.dtype(rec["dtype"]) != dtype:
+    for rec, got, (name, shape, dtype) in zip(records, saved, want):
+        if got.shape != shape or got.dtype != dtype:
             raise CheckpointError(
-                f"{source}: array {rec['path'] or name} has shape {tuple(rec['shape'])} and dtype "
-                f"{np.dtype(rec['dtype'])}, but the architecture in its metadata needs {shape} "
+                f"{source}: array {rec['path'] or name} has shape {got.shape} and dtype "
+                f"{got.dtype}, but the architecture in its metadata needs {shape} "
                 f"{dtype}; the file is inconsistent with its metadata.json")
     abstract = {f"a{k:05d}": jax.ShapeDtypeStruct(shape, dtype)
                 for k, (_, shape, dtype) in enumerate(want)}

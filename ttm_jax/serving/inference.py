@@ -14,9 +14,10 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from ttm_jax.checks import InvalidArgument
 from ttm_jax.model.towers import TwoTower
 
-__all__ = ["embed_users", "embed_items", "predict_pairs"]
+__all__ = ["check_covariates", "embed_users", "embed_items", "predict_pairs"]
 
 _CHUNK = 65536
 
@@ -31,16 +32,58 @@ def _bucket(n: int) -> int:
     return max(256, 1 << (max(n, 1) - 1).bit_length())
 
 
+def _matrix(name: str, x, width: int, side: str) -> np.ndarray:
+    arr = np.asarray(x)
+    if arr.dtype.kind not in "biuf":
+        raise InvalidArgument(f"{name}: dtype {arr.dtype} is not a number type; pass numeric "
+                              f"{side} covariates [n, {width}]")
+    if arr.ndim != 2 or arr.shape[1] != width:
+        raise InvalidArgument(
+            f"{name}: {side} covariates have shape {arr.shape}, but the model's {side} tower was "
+            f"built for [n, {width}]; pass features with the same {width} columns (same "
+            "encoding) as in training"
+        )
+    return arr
+
+
+def _finite(name: str, arr: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
+    """``arr`` as float32, or :class:`InvalidArgument` naming its first row that is not finite
+    (``rows``: the table row of each of ``arr``'s rows, for the message)."""
+    with np.errstate(over="ignore"):  # an overflow is reported below, by row
+        out = arr.astype(np.float32)
+    bad = ~np.isfinite(out)
+    if bad.any():
+        r, c = np.argwhere(bad)[0]
+        row = int(r if rows is None else rows[r])
+        was = arr[r, c]
+        what = (f"value {was:g} does not fit in float32" if np.isfinite(was) else
+                f"value {was}")
+        raise InvalidArgument(
+            f"{name}: row {row}, column {c}: {what}; a model cannot score covariates that are not "
+            f"finite numbers ({int(bad.any(axis=1).sum())} row(s) affected): impute them or "
+            "leave the rows out"
+        )
+    return out
+
+
+def check_covariates(model: TwoTower, x, side: str, *, name: str | None = None) -> np.ndarray:
+    """``x`` as float32 ``[n, D]`` for ``model``'s ``side`` (``"user"``/``"item"``) tower.
+
+    Raises:
+      ttm_jax.checks.InvalidArgument: not numbers, another width than the tower's,
+        or a NaN, an infinity or a value beyond float32 (named by ``name``, row
+        and column): such rows would get a NaN score, which ranks unpredictably.
+    """
+    if not isinstance(model, TwoTower):
+        raise TypeError(f"model must be a TwoTower, got {type(model).__name__}")
+    tower = model.user_tower if side == "user" else model.item_tower
+    name = name or f"{side}_features"
+    return _finite(name, _matrix(name, x, tower.in_features, side))
+
+
 def _embed_rows(model: TwoTower, x: np.ndarray, side: str) -> np.ndarray:
     tower = model.user_tower if side == "user" else model.item_tower
-    x = np.asarray(x, np.float32)
-    if x.ndim != 2 or x.shape[1] != tower.in_features:
-        who = "user" if side == "user" else "item"
-        raise ValueError(
-            f"{who} covariates have shape {x.shape}, but the model's {who} tower was built for "
-            f"[n, {tower.in_features}]; pass features with the same {tower.in_features} "
-            "columns (same encoding) as in training"
-        )
+    x = check_covariates(model, x, side)
     graphdef, state = nnx.split(model)
     out = np.empty((x.shape[0], tower.out_features), np.float32)
     for start in range(0, x.shape[0], _CHUNK):
@@ -52,13 +95,30 @@ def _embed_rows(model: TwoTower, x: np.ndarray, side: str) -> np.ndarray:
     return out
 
 
+def _ids(name: str, ids, n: int, table: str) -> np.ndarray:
+    arr = np.asarray(ids)
+    if arr.ndim != 1 or arr.dtype.kind not in "iu":
+        raise InvalidArgument(f"{name}: expected a 1-D array of integer row ids into {table}, "
+                              f"got shape {arr.shape} and dtype {arr.dtype}")
+    outside = (arr < 0) | (arr >= n)
+    if outside.any():
+        pos = int(np.flatnonzero(outside)[0])
+        raise InvalidArgument(f"{name}: id {int(arr[pos])} at position {pos} is out of range; "
+                              f"{table} has {n} rows (0 .. {n - 1})")
+    return arr.astype(np.int64)
+
+
 def embed_users(model: TwoTower, user_features: np.ndarray) -> np.ndarray:
-    """``f(x_u)``: user covariates ``[n, D_u]`` → embeddings ``[n, p]`` (numpy float32)."""
+    """``f(x_u)``: user covariates ``[n, D_u]`` → embeddings ``[n, p]`` (numpy float32).
+
+    Covariates must be finite (see :func:`check_covariates`)."""
     return _embed_rows(model, user_features, "user")
 
 
 def embed_items(model: TwoTower, item_features: np.ndarray) -> np.ndarray:
-    """``g(x_i)``: item covariates ``[n, D_i]`` → embeddings ``[n, p]`` (numpy float32)."""
+    """``g(x_i)``: item covariates ``[n, D_i]`` → embeddings ``[n, p]`` (numpy float32).
+
+    Covariates must be finite (see :func:`check_covariates`)."""
     return _embed_rows(model, item_features, "item")
 
 
@@ -78,12 +138,25 @@ def predict_pairs(
 
     Returns:
       ``[n]`` float32 predicted ratings.
+
+    Raises:
+      ttm_jax.checks.InvalidArgument: ids out of range or not integers, tables
+        of the wrong width, or a scored row that is not finite (named by table
+        and row).
     """
-    user_ids = np.asarray(user_ids)
-    item_ids = np.asarray(item_ids)
+    if not isinstance(model, TwoTower):
+        raise TypeError(f"model must be a TwoTower, got {type(model).__name__}")
+    x_u = _matrix("user_features", user_features, model.user_tower.in_features, "user")
+    x_i = _matrix("item_features", item_features, model.item_tower.in_features, "item")
+    user_ids = _ids("user_ids", user_ids, x_u.shape[0], "user_features")
+    item_ids = _ids("item_ids", item_ids, x_i.shape[0], "item_features")
+    if user_ids.size != item_ids.size:
+        raise InvalidArgument(f"user_ids and item_ids must have the same length; got "
+                              f"{user_ids.size} and {item_ids.size}")
     users, inv_u = np.unique(user_ids, return_inverse=True)
     items, inv_i = np.unique(item_ids, return_inverse=True)
-    u_emb = embed_users(model, np.asarray(user_features)[users])
-    i_emb = embed_items(model, np.asarray(item_features)[items])
+    # Only the rows scored must be finite; each is named by its row in the table.
+    u_emb = embed_users(model, _finite("user_features", x_u[users], users))
+    i_emb = embed_items(model, _finite("item_features", x_i[items], items))
     offset = np.float32(model.offset[...])
     return offset + np.einsum("np,np->n", u_emb[inv_u], i_emb[inv_i])

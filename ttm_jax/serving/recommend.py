@@ -25,9 +25,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ttm_jax import checks
+from ttm_jax.checks import InvalidArgument
 from ttm_jax.data.ratings import RatingData
 from ttm_jax.model.towers import TwoTower
-from ttm_jax.serving.inference import embed_items, embed_users
+from ttm_jax.serving.inference import check_covariates, embed_items, embed_users
 
 __all__ = [
     "EmbeddingTables",
@@ -158,7 +160,7 @@ class ItemIndex(NamedTuple):
 
 def index_items(item_embeddings: np.ndarray, *, item_chunk: int = 65536) -> ItemIndex:
     """Lay out ``item_embeddings [m, p]`` for :func:`top_k` (chunks of at most ``item_chunk``)."""
-    v = np.asarray(item_embeddings, np.float32)
+    v = _embeddings("item_embeddings", item_embeddings)
     if v.ndim != 2 or v.shape[0] == 0:
         raise ValueError(f"item_embeddings: expected a non-empty [m, p] array, got {v.shape}")
     if int(item_chunk) != item_chunk or item_chunk < 1:
@@ -172,8 +174,21 @@ def index_items(item_embeddings: np.ndarray, *, item_chunk: int = 65536) -> Item
     return ItemIndex(jnp.asarray(padded.reshape(n_chunks, c, v.shape[1])), m)
 
 
+def _embeddings(name: str, value) -> np.ndarray:
+    arr = np.asarray(value)
+    if arr.dtype.kind not in "biuf":
+        raise InvalidArgument(f"{name}: dtype {arr.dtype} is not a number type")
+    arr = arr.astype(np.float32)
+    bad = ~np.isfinite(arr)
+    if bad.any():
+        row = int(np.argwhere(bad)[0][0])
+        raise InvalidArgument(f"{name}: row {row} is not finite (NaN or inf); its scores could not "
+                              "be ranked. Embed finite covariates")
+    return arr
+
+
 def _check_k(k, n_items: int) -> int:
-    if int(k) != k or k < 1:
+    if checks.integer("k", k) < 1:
         raise ValueError(f"k={k} must be a positive integer")
     if k > n_items:
         raise ValueError(f"k={k} exceeds the {n_items} candidate items; ask for k <= {n_items}")
@@ -213,13 +228,13 @@ def top_k(
       >>> recs.item_ids.tolist()
       [[0], [1]]
     """
-    u = np.asarray(user_embeddings, np.float32)
+    u = _embeddings("user_embeddings", user_embeddings)
     if int(user_batch) != user_batch or user_batch < 1:
         raise ValueError(f"user_batch={user_batch} must be a positive integer")
     if isinstance(item_embeddings, ItemIndex):
         index = item_embeddings
     else:
-        v = np.asarray(item_embeddings, np.float32)
+        v = _embeddings("item_embeddings", item_embeddings)
         if v.ndim != 2 or v.size == 0:
             raise ValueError(f"item_embeddings: expected a non-empty [m, p] array, got {v.shape}")
         if int(item_chunk) != item_chunk or item_chunk < 1:
@@ -277,8 +292,9 @@ def top_k(
     return Recommendations(out_ids, out_scores)
 
 
-def _ids_or_features(name: str, value, table: np.ndarray | None, width: int):
+def _ids_or_features(name: str, value, table: np.ndarray | None, model: TwoTower, side: str):
     """``(features [n, D], ids [n] or None)`` for rows of ``table`` or raw covariates."""
+    width = (model.user_tower if side == "user" else model.item_tower).in_features
     arr = np.asarray(value)
     if arr.ndim == 1:
         if not np.issubdtype(arr.dtype, np.integer):
@@ -297,7 +313,8 @@ def _ids_or_features(name: str, value, table: np.ndarray | None, width: int):
             raise ValueError(
                 f"{name}: covariates have {arr.shape[1]} columns but the model expects {width}"
             )
-        return arr.astype(np.float32), None
+        # A NaN covariate would give a NaN score, which sorts unpredictably: refused.
+        return check_covariates(model, arr, side, name=name), None
     raise ValueError(f"{name}: pass row ids [n] or covariates [n, {width}], got shape {arr.shape}")
 
 
@@ -340,15 +357,14 @@ def recommend(
     """
     if not isinstance(model, TwoTower):
         raise TypeError(f"model must be a TwoTower, got {type(model).__name__}")
-    d_u, d_i = model.user_tower.in_features, model.item_tower.in_features
     x_u, user_rows = _ids_or_features(
-        "users", users, None if data is None else data.user_features, d_u)
+        "users", users, None if data is None else data.user_features, model, "user")
     if items is None:
         if data is None:
             raise ValueError("pass items= (candidate covariates or ids) or data= (all its items)")
         items = np.arange(data.n_items)
     x_i, item_rows = _ids_or_features(
-        "items", items, None if data is None else data.item_features, d_i)
+        "items", items, None if data is None else data.item_features, model, "item")
     if item_rows is not None and np.unique(item_rows).size != item_rows.size:
         raise ValueError("items: candidate ids must be distinct")
     k = _check_k(k, x_i.shape[0])

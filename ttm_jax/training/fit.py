@@ -24,7 +24,7 @@ import jax
 import numpy as np
 
 from ttm_jax.config import TrainConfig
-from ttm_jax.data.ratings import RatingData
+from ttm_jax.data.ratings import RatingData, outlying_rating
 from ttm_jax.model.towers import TwoTower
 from ttm_jax.optim.optimizer import Hyperparams
 from ttm_jax.training.callbacks import Callback, progress_callback
@@ -122,8 +122,17 @@ def fit(
         raise TrainingDivergedError(
             f"training loss became non-finite by epoch {hist.epoch[-1]:g} (step size "
             f"{hist.learning_rate[-1]:.3g}); kept the best parameters found before it (epoch "
-            f"{result.best_epoch:g}). Lower learning_rate or set grad_clip.", result)
+            f"{result.best_epoch:g}). {_divergence_hint(train)}", result)
     return result
+
+
+def _divergence_hint(train: RatingData) -> str:
+    k = outlying_rating(train.ratings)
+    if k is None:
+        return "Lower learning_rate or set grad_clip."
+    return (f"The rating {train.ratings[k]:g} at position {k} of the training ratings is far "
+            f"outside the others (median {np.median(train.ratings):g}): check the data for a "
+            "misplaced value, or rescale the ratings; a lower learning_rate would only hide it.")
 
 
 def fit_members(
