@@ -125,7 +125,8 @@ def test_hybrid_ttm_scores_cold_movielens_users(movielens_dir):
                           seed=0)
     reg = TwoTowerRegressor(
         ModelConfig(hidden=(), embedding_dim=16, standardize=False),
-        TrainConfig(learning_rate=3e-3, penalty_weight=3e-4, max_epochs=6, eval_every_epochs=2),
+        TrainConfig(optimizer="adam", learning_rate=3e-3, batch_size=8192, penalty_weight=3e-4,
+                    max_epochs=6, eval_every_epochs=2),
         seed=0, progress=False,
     ).fit(aug.train, aug.validation)
     test = zero_unseen_ids(split.test, split.train, user_id_columns=943, item_id_columns=1682)
