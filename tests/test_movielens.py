@@ -70,12 +70,12 @@ def test_toy_story_and_the_unknown_movie(ml):
     assert unknown[[col(names, f"decade:{d}s") for d in range(1920, 2000, 10)]].sum() == 0
 
 
-def test_one_hot_ids_are_appended_as_identity(movielens_dir):
-    data = load_movielens(movielens_dir, user_ids=True, item_ids=True)
-    assert data.user_features.shape == (943, N_USER_COV + 943)
-    assert data.item_features.shape == (1682, N_ITEM_COV + 1682)
-    np.testing.assert_array_equal(data.user_features[:, N_USER_COV:], np.eye(943))
-    np.testing.assert_array_equal(data.item_features[:, N_ITEM_COV:], np.eye(1682))
+def test_one_hot_ids_are_gone_with_a_note(movielens_dir):
+    # Ids are embedding tables in the model now (ModelConfig(user_ids=True)).
+    with pytest.raises(ValueError, match=r"ModelConfig\(user_ids=True, item_ids=True\)"):
+        load_movielens(movielens_dir, user_ids=True, item_ids=True)
+    with pytest.raises(ValueError, match="embedding tables"):
+        read_movielens(movielens_dir, item_ids=True)
 
 
 def test_title_words(movielens_dir):
@@ -103,7 +103,7 @@ def write_folder(tmp_path: Path, users=USERS, items=ITEMS, ratings=RATINGS) -> P
 
 
 def test_tiny_folder_round_trip(tmp_path):
-    ml = read_movielens(write_folder(tmp_path), user_ids=True, item_ids=True)
+    ml = read_movielens(write_folder(tmp_path))
     assert ml.data.n_users == 2 and ml.data.n_items == 2 and ml.data.n_ratings == 3
     x2 = ml.data.user_features[1]
     assert x2[col(ml.user_columns, "gender:F")] == 1

@@ -142,7 +142,9 @@ _FIT_OPTIONS = {
     "hidden": "--hidden", "embedding_dim": "--embedding-dim", "activation": "--activation",
     "max_epochs": "--epochs", "batch_size": "--batch-size", "learning_rate": "--learning-rate",
     "penalty_weight": "--penalty-weight", "eval_every_epochs": "--eval-every",
-    "patience": "--patience", "max_seconds": "--max-seconds",
+    "patience": "--patience", "max_seconds": "--max-seconds", "optimizer": "--optimizer",
+    "user_id_dropout": "--user-id-dropout", "item_id_dropout": "--item-id-dropout",
+    "id_penalty_weight": "--id-penalty-weight",
 }
 
 
@@ -153,12 +155,16 @@ def _fit_configs(args):
 
     try:
         model_config = ModelConfig(hidden=args.hidden, embedding_dim=args.embedding_dim,
-                                   activation=args.activation)
+                                   activation=args.activation, user_ids=args.user_ids,
+                                   item_ids=args.item_ids)
         train_config = TrainConfig(
+            optimizer=args.optimizer,
             max_epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
             min_learning_rate=min(TrainConfig().min_learning_rate, args.learning_rate),
             penalty_weight=args.penalty_weight, eval_every_epochs=args.eval_every,
             patience=args.patience, max_seconds=args.max_seconds,
+            user_id_dropout=args.user_id_dropout, item_id_dropout=args.item_id_dropout,
+            id_penalty_weight=args.id_penalty_weight,
         )
     except checks.InvalidArgument as err:
         field = str(err).split("=", 1)[0].split("[", 1)[0]
@@ -274,7 +280,9 @@ def _cmd_fit(args) -> int:
         return 1
 
     schema = FeatureSchema(users.features.shape[1], items.features.shape[1],
-                           users.columns, items.columns)
+                           users.columns, items.columns,
+                           n_user_ids=model_out.user_tower.n_ids,
+                           n_item_ids=model_out.item_tower.n_ids)
     summary = {
         "epochs_run": result.epochs_run, "best_epoch": result.best_epoch,
         "best_val_rmse": None if np.isnan(result.best_val_rmse) else result.best_val_rmse,
@@ -295,6 +303,11 @@ def _cmd_fit(args) -> int:
                   "train_config": dict(vars(train_config))},
     )
     val = summary["best_val_rmse"]
+    tables = [f"{side} ids" for side in ("user", "item")
+              if getattr(model_config, f"{side}_ids")]
+    if tables:
+        print(f"id tables: {' and '.join(tables)} (one learnt row each, plus an unknown row "
+              "for users or items the model has not met)")
     print(f"fitted on {data.n_ratings} ratings ({data.n_users} users, {data.n_items} items): "
           f"{result.epochs_run:g} epochs, stop: {result.stop_reason}"
           + (f", validation RMSE {val:.4f}" if val is not None else ""))
@@ -346,11 +359,33 @@ class _Stored:
         for side in ("user", "item"):
             ids, x = a[f"{side}_ids"], a[f"{side}_features"]
             rated = a[f"rated_{side}s"]
+            n_ids = getattr(schema, f"n_{side}_ids")
             if not (ids.ndim == 1 and x.shape == (ids.size, getattr(schema, f"{side}_features"))
                     and rated.shape == a["ratings"].shape and rated.dtype.kind in "iu"
-                    and (rated.size == 0 or 0 <= rated.min() <= rated.max() < ids.size)):
+                    and (rated.size == 0 or 0 <= rated.min() <= rated.max() < ids.size)
+                    and n_ids in (0, ids.size)):
                 self._refuse(f"{side} tables that fit together")
         return a
+
+    def embed(self, side: str, features: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """Embeddings ``[len(rows), p]`` of rows of ``features`` (a table from
+        :meth:`covariates`): a training user or item (a row before the file's new
+        ones) reads its id table row, when the model has one; a new one is known by
+        its covariates alone."""
+        from ttm_jax.serving.inference import embed_items, embed_users
+
+        embed = embed_users if side == "user" else embed_items
+        tower = self.model.user_tower if side == "user" else self.model.item_tower
+        rows = np.asarray(rows, np.int64)
+        if not tower.n_ids:
+            return embed(self.model, features[rows])
+        known = rows < tower.n_ids
+        out = np.empty((rows.size, tower.out_features), np.float32)
+        if known.any():
+            out[known] = embed(self.model, features[rows[known]], rows[known])
+        if not known.all():
+            out[~known] = embed(self.model, features[rows[~known]])
+        return out
 
     def covariates(self, side: str, path: str | None):
         """``(ids, features)``: the training table, extended/overridden by ``path``'s rows."""
@@ -392,7 +427,15 @@ def _cmd_evaluate(args) -> int:
                    known_from=f"the model's training items{hint('item')}")
     data = RatingData(user_x, item_x, u, i, test.ratings)
     train = RatingData(user_x, item_x, stored.rated_users, stored.rated_items, stored.ratings)
-    ev = evaluate(stored.model, data, train)
+    # Each distinct user and item is embedded once (by id where the model has an id
+    # table and knows it; by covariates alone where it is new), then the pairs scored.
+    users, inv_u = np.unique(u, return_inverse=True)
+    items, inv_i = np.unique(i, return_inverse=True)
+    u_emb = stored.embed("user", user_x, users)
+    i_emb = stored.embed("item", item_x, items)
+    pred = np.float32(stored.model.offset[...]) + np.einsum("np,np->n", u_emb[inv_u],
+                                                             i_emb[inv_i])
+    ev = evaluate(pred, data, train)
     groups = {name: getattr(ev, name) for name in ev._fields}
     report = {name: None if m is None else m._asdict() for name, m in groups.items()}
     if args.json:
@@ -429,7 +472,6 @@ def _read_id_list(path: str, column: str) -> np.ndarray:
 
 def _cmd_recommend(args) -> int:
     from ttm_jax.data.tabular import TabularError
-    from ttm_jax.serving.inference import embed_items, embed_users
     from ttm_jax.serving.recommend import top_k
 
     out = None if args.out is None else _check_out_file(args.out)
@@ -481,7 +523,7 @@ def _cmd_recommend(args) -> int:
         if np.unique(rows).size != rows.size:
             raise ValueError("--users lists a user twice; list each once")
     model = stored.model
-    recs = top_k(embed_users(model, user_x[rows]), embed_items(model, item_x[cand]), args.k,
+    recs = top_k(stored.embed("user", user_x, rows), stored.embed("item", item_x, cand), args.k,
                  offset=float(np.float32(model.offset[...])), exclude=exclude)
     lines = [f"{cols['user']},rank,{cols['item']},score"]
     for j, u in enumerate(wanted):
@@ -510,13 +552,15 @@ def _csv_field(value: str) -> str:
 
 
 def _cmd_embeddings(args) -> int:
-    from ttm_jax.serving.recommend import export_embeddings
+    from ttm_jax.serving.recommend import EmbeddingTables
 
     out = _check_new_folder(args.out)
     stored = _Stored(args.model)
     user_ids, user_x = stored.covariates("user", args.user_features)
     item_ids, item_x = stored.covariates("item", args.item_features)
-    tables = export_embeddings(stored.model, user_x, item_x)
+    tables = EmbeddingTables(stored.embed("user", user_x, np.arange(user_ids.size)),
+                             stored.embed("item", item_x, np.arange(item_ids.size)),
+                             float(np.float32(stored.model.offset[...])))
 
     def fill(folder: Path) -> None:
         tables.save(folder)
@@ -567,7 +611,7 @@ def build_parser() -> argparse.ArgumentParser:
                           "the early-stopped model (default: warm, as TwoTowerRegressor())")
     # Architecture and optimiser defaults are the library's (ModelConfig(),
     # TrainConfig()), so the command line and TwoTowerRegressor() train the same model.
-    from ttm_jax.config import ACTIVATION_NAMES, ModelConfig, TrainConfig
+    from ttm_jax.config import ACTIVATION_NAMES, OPTIMIZERS, ModelConfig, TrainConfig
 
     mc, tc = ModelConfig(), TrainConfig()
     fit.add_argument("--hidden", type=_hidden, default=mc.hidden,
@@ -576,13 +620,29 @@ def build_parser() -> argparse.ArgumentParser:
                      help=f"p, the embedding width (default: {mc.embedding_dim})")
     fit.add_argument("--activation", default=mc.activation, choices=ACTIVATION_NAMES,
                      help=f"σ (default: {mc.activation})")
+    fit.add_argument("--user-ids", action="store_true",
+                     help="give the user tower an id table: a learnt row per user, added to its "
+                          "first layer (the hybrid model); users without a training rating, and "
+                          "new users, read its unknown row")
+    fit.add_argument("--item-ids", action="store_true",
+                     help="give the item tower an id table (as --user-ids)")
+    fit.add_argument("--user-id-dropout", type=float, default=tc.user_id_dropout,
+                     help="probability per rating that the user id is replaced by the unknown "
+                          "row while training, which trains the covariate-only path of cold "
+                          f"users (default: {tc.user_id_dropout:g})")
+    fit.add_argument("--item-id-dropout", type=float, default=tc.item_id_dropout,
+                     help=f"as --user-id-dropout, for item ids (default: {tc.item_id_dropout:g})")
+    fit.add_argument("--id-penalty-weight", type=float, default=None,
+                     help="λ of the id tables' penalty (default: the --penalty-weight)")
+    fit.add_argument("--optimizer", default=tc.optimizer, choices=OPTIMIZERS,
+                     help=f"the optimiser (default: {tc.optimizer})")
     fit.add_argument("--epochs", type=int, default=tc.max_epochs,
                      help=f"epoch budget; early stopping usually ends sooner (default: "
                           f"{tc.max_epochs})")
     fit.add_argument("--batch-size", type=int, default=tc.batch_size,
                      help=f"ratings per step (default: {tc.batch_size})")
     fit.add_argument("--learning-rate", type=float, default=tc.learning_rate,
-                     help=f"initial step size of {tc.optimizer} (default: {tc.learning_rate:g})")
+                     help=f"initial step size (default: {tc.learning_rate:g})")
     fit.add_argument("--penalty-weight", type=float, default=tc.penalty_weight,
                      help=f"λ of the {tc.penalty.upper()} penalty (default: {tc.penalty_weight:g})")
     fit.add_argument("--eval-every", type=int, default=tc.eval_every_epochs,

@@ -12,7 +12,8 @@ import dataclasses
 
 from ttm_jax import checks
 
-__all__ = ["ACTIVATION_NAMES", "OPTIMIZERS", "PENALTIES", "TOWER_MODES", "ModelConfig", "TrainConfig"]
+__all__ = ["ACTIVATION_NAMES", "OPTIMIZERS", "PENALTIES", "TOWER_MODES", "UNSEEN_IDS", "ModelConfig",
+           "TrainConfig"]
 
 #: The activations σ a tower may use (``ttm_jax.model.ACTIVATIONS`` maps them to functions);
 #: ``relu`` and ``sigmoid`` are the paper's.
@@ -20,6 +21,8 @@ ACTIVATION_NAMES = ("relu", "sigmoid", "silu", "tanh", "gelu", "softplus", "iden
 PENALTIES = ("l2", "l1", "none")
 OPTIMIZERS = ("adam", "adamw", "sgd", "muon")
 TOWER_MODES = ("auto", "entity", "rating")
+#: What a model with id tables does with an id that had no training rating.
+UNSEEN_IDS = ("unknown", "error")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,6 +38,22 @@ class ModelConfig:
         (statistics from the training users/items) inside the model.
       center_ratings: score ``mean(r) + <f, g>`` with the training mean as a
         fixed offset, instead of the bare dot product.
+      user_ids, item_ids: give the user (item) tower an id table: a learnt row
+        per user (item), added to its first layer's pre-activation,
+        ``h_1 = σ(A_1 x + b_1 + E[id])``. This is SPEC §1's hybrid model
+        ("one-hot ids appended to the covariates") without the ``n × n`` one-hot
+        block: ``E`` is ``[n + 1, p_1]`` (``p_1`` the first layer's width, ``p``
+        for a linear tower), its rows indexed by the rows of the covariate
+        table, so memory is ``O((n_users + n_items) p_1)``. The table's size
+        comes from the training data (:func:`~ttm_jax.init_model`). Row ``n``
+        is the "unknown" row: ids with no training rating, and users or items
+        given by covariates alone, read it, so their covariates carry them. It
+        starts at zero and stays there unless id dropout
+        (``TrainConfig.user_id_dropout``) trains it. Ids are never standardised.
+      unseen_ids: what scoring does with an id that had no training rating:
+        ``"unknown"`` (read the unknown row) or ``"error"`` (refuse it, naming
+        the id, at every scoring entry point; inside training, validation pairs
+        are still scored through the unknown row).
 
     Every field is checked on construction (types included): ``hidden="64"``
     or ``embedding_dim=2.5`` raise :class:`ttm_jax.checks.InvalidArgument`
@@ -46,14 +65,18 @@ class ModelConfig:
     activation: str = "silu"
     standardize: bool = True
     center_ratings: bool = True
+    user_ids: bool = False
+    item_ids: bool = False
+    unseen_ids: str = "unknown"
 
     def __post_init__(self):
         object.__setattr__(self, "hidden", checks.integer_tuple("hidden", self.hidden,
                                                                 high=checks.INT32_MAX))
         checks.integer("embedding_dim", self.embedding_dim, low=1, high=checks.INT32_MAX)
         checks.choice("activation", self.activation, ACTIVATION_NAMES)
-        for name in ("standardize", "center_ratings"):
+        for name in ("standardize", "center_ratings", "user_ids", "item_ids"):
             checks.boolean(name, getattr(self, name))
+        checks.choice("unseen_ids", self.unseen_ids, UNSEEN_IDS)
 
     @classmethod
     def paper(cls) -> ModelConfig:
@@ -108,6 +131,15 @@ class TrainConfig:
       max_seconds: wall-clock budget in seconds; training stops (keeping the
         best parameters) when exceeded. ``None``: no limit.
       grad_clip: clip the global gradient norm to this (``None``: no clipping).
+      user_id_dropout, item_id_dropout: the probability, per rating of each
+        minibatch, that the user's (item's) id is replaced by the unknown row
+        (``ModelConfig.user_ids``), so that the tower also learns to score from
+        covariates alone: the path cold users take. In ``[0, 1)``; 0: off.
+      id_penalty_weight: ``λ_id``, the penalty weight of the id tables
+        (``λ_id ‖E‖²`` for L2), so that the collaborative part and the
+        covariate part are regularised apart; ``penalty_weight`` stays the
+        weight of everything else. ``None``: ``λ_id = λ`` (as for the one-hot
+        columns of a dense first layer), and then a λ grid moves both.
 
     Every field is checked on construction, types included (``batch_size=32.0``
     raises :class:`ttm_jax.checks.InvalidArgument` naming ``batch_size``).
@@ -131,6 +163,9 @@ class TrainConfig:
     tower_mode: str = "auto"
     max_seconds: float | None = None
     grad_clip: float | None = None
+    user_id_dropout: float = 0.0
+    item_id_dropout: float = 0.0
+    id_penalty_weight: float | None = None
 
     def __post_init__(self):
         checks.choice("optimizer", self.optimizer, OPTIMIZERS)
@@ -153,6 +188,14 @@ class TrainConfig:
                 "preconditioned like their step; muon's orthogonalised step has no such scale)")
         checks.optional_real("max_seconds", self.max_seconds, low=0.0, low_open=True)
         checks.optional_real("grad_clip", self.grad_clip, low=0.0, low_open=True)
+        for name in ("user_id_dropout", "item_id_dropout"):
+            checks.fraction(name, getattr(self, name))
+        checks.optional_real("id_penalty_weight", self.id_penalty_weight, low=0.0)
+        if self.id_penalty_weight is not None and self.proximal:
+            raise checks.InvalidArgument(
+                "id_penalty_weight applies to a penalty in the loss or AdamW's decay; with "
+                "proximal=True the soft-threshold uses penalty_weight for every weight, so leave "
+                "id_penalty_weight=None")
         if self.decay_rate < 1 and self.min_learning_rate > self.learning_rate:
             # The floor would *raise* the step size above the one asked for.
             raise checks.InvalidArgument(

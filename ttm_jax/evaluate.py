@@ -1,5 +1,6 @@
-"""Accuracy of a trained model: RMSE and MAE, overall and by warm/cold pairs,
-and the excess risk ``‖R̂ − R*‖²_{L2(μ_u × μ_i)}`` against a known truth."""
+"""Accuracy of a trained model: RMSE and MAE, overall and by warm/cold pairs; ranking
+quality of its top-k lists (recall@k, NDCG@k, MAP@k); and the excess risk
+``‖R̂ − R*‖²_{L2(μ_u × μ_i)}`` against a known truth."""
 
 from __future__ import annotations
 
@@ -11,8 +12,10 @@ import numpy as np
 from ttm_jax.data.ratings import RatingData
 from ttm_jax.model.towers import TwoTower
 from ttm_jax.serving.inference import predict_pairs
+from ttm_jax.serving.recommend import recommend
 
-__all__ = ["Metrics", "Evaluation", "ExcessRisk", "evaluate", "metrics", "excess_risk"]
+__all__ = ["Metrics", "Evaluation", "ExcessRisk", "RankingMetrics", "evaluate",
+           "evaluate_ranking", "excess_risk", "metrics", "ranking_metrics"]
 
 
 class Metrics(NamedTuple):
@@ -98,6 +101,119 @@ def evaluate(
         cold_item=group(seen_u & ~seen_i),
         cold_both=group(~seen_u & ~seen_i),
     )
+
+
+class RankingMetrics(NamedTuple):
+    """Quality of top-``k`` lists against held-out ratings, averaged over users.
+
+    Attributes:
+      k: the list length.
+      recall: mean over users of ``hits / min(k, |relevant|)`` (so that a
+        perfect list scores 1 even for a user with more than ``k`` relevant items).
+      ndcg: mean NDCG@k with binary relevance: ``Σ_j rel_j / log2(j + 2)`` over
+        the list's positions ``j = 0 .. k-1``, divided by its value for an ideal list.
+      map: mean average precision at k: ``Σ_j P@(j+1) · rel_j / min(k, |relevant|)``.
+      n_users: users averaged over (those with at least one relevant held-out item).
+    """
+
+    k: int
+    recall: float
+    ndcg: float
+    map: float
+    n_users: int
+
+
+def ranking_metrics(top_items: np.ndarray, users: np.ndarray, test: RatingData, *,
+                    threshold: float | None = None) -> RankingMetrics:
+    """:class:`RankingMetrics` of given top-k lists.
+
+    Args:
+      top_items: ``[n, k]`` item ids (rows of the item table), best first; ``-1``
+        pads a list shorter than ``k``.
+      users: ``[n]`` the user of each list.
+      test: the held-out ratings; user ``u``'s relevant items are its items in
+        ``test`` (with rating ``>= threshold`` when given).
+      threshold: the rating from which a held-out item counts as relevant
+        (``None``: every held-out item does).
+
+    Users of ``users`` with no relevant item are left out of the averages.
+    """
+    top = np.asarray(top_items)
+    users = np.asarray(users)
+    if top.ndim != 2 or users.shape != (top.shape[0],):
+        raise ValueError(f"top_items {top.shape} and users {users.shape} must be [n, k] and [n]")
+    k = top.shape[1]
+    rel = np.ones(test.n_ratings, bool) if threshold is None else test.ratings >= threshold
+    n_items = test.n_items
+    rel_keys = np.unique(test.user_ids[rel].astype(np.int64) * n_items + test.item_ids[rel])
+    n_rel = np.bincount(test.user_ids[rel], minlength=test.n_users)[users]
+    keys = users[:, None].astype(np.int64) * n_items + top
+    hits = (top >= 0) & np.isin(keys, rel_keys)
+    keep = n_rel > 0
+    hits, n_rel = hits[keep], n_rel[keep]
+    if not keep.any():
+        return RankingMetrics(k, float("nan"), float("nan"), float("nan"), 0)
+    cap = np.minimum(n_rel, k)
+    discount = 1.0 / np.log2(np.arange(k) + 2.0)
+    ideal = np.cumsum(discount)[cap - 1]
+    precision_at = np.cumsum(hits, axis=1) / np.arange(1, k + 1)
+    return RankingMetrics(
+        k=k,
+        recall=float(np.mean(hits.sum(axis=1) / cap)),
+        ndcg=float(np.mean((hits * discount).sum(axis=1) / ideal)),
+        map=float(np.mean((precision_at * hits).sum(axis=1) / cap)),
+        n_users=int(keep.sum()),
+    )
+
+
+def evaluate_ranking(
+    model_or_scores: TwoTower | np.ndarray,
+    test: RatingData,
+    train: RatingData,
+    *,
+    k: int = 10,
+    threshold: float | None = None,
+) -> RankingMetrics:
+    """Recall@k, NDCG@k and MAP@k of each user's top ``k`` items against held-out ratings.
+
+    For every user with a relevant item in ``test``, the candidates are all the
+    items of the table except those the user rated in ``train``; the model's
+    (or the scores') top ``k`` of them are compared with the user's relevant
+    held-out items (:func:`ranking_metrics`).
+
+    Args:
+      model_or_scores: a :class:`TwoTower` (ranked by :func:`~ttm_jax.recommend`,
+        with its id tables when it has them), or scores ``[n_users, n_items]``
+        of any other method (ties broken towards the lower item id).
+      test: the held-out ratings (sharing ``train``'s tables).
+      train: the ratings the model learnt from; they are excluded from the lists.
+      k: the list length.
+      threshold: a held-out item is relevant when its rating is at least this
+        (``None``: every held-out item is).
+
+    Example:
+      >>> evaluate_ranking(reg.model_, split.test, split.train, k=10, threshold=4.0).ndcg
+    """
+    if isinstance(k, bool) or not isinstance(k, int | np.integer) or not 1 <= k <= train.n_items:
+        raise ValueError(f"k={k!r} must be an integer in 1 .. {train.n_items} (the items)")
+    if (test.n_users, test.n_items) != (train.n_users, train.n_items):
+        raise ValueError(f"test {test!r} and train {train!r} must share their tables (the same "
+                         "users and items)")
+    rel = np.ones(test.n_ratings, bool) if threshold is None else test.ratings >= threshold
+    users = np.unique(test.user_ids[rel])
+    if isinstance(model_or_scores, TwoTower):
+        top = recommend(model_or_scores, users, int(k), data=train).item_ids
+    else:
+        scores = np.array(model_or_scores, np.float64, copy=True)
+        if scores.shape != (train.n_users, train.n_items):
+            raise ValueError(f"scores have shape {scores.shape}; expected [n_users, n_items] = "
+                             f"[{train.n_users}, {train.n_items}]")
+        scores[train.user_ids, train.item_ids] = -np.inf
+        block = scores[users]
+        # A stable sort of the negated scores: ties go to the lower item id, as top_k does.
+        top = np.argsort(-block, axis=1, kind="stable")[:, : int(k)]
+        top = np.where(np.isneginf(np.take_along_axis(block, top, axis=1)), -1, top)
+    return ranking_metrics(top, users, test, threshold=threshold)
 
 
 class ExcessRisk(NamedTuple):

@@ -39,7 +39,7 @@ from ttm_jax.config import ModelConfig, TrainConfig
 from ttm_jax.data.ratings import RatingData, random_split
 from ttm_jax.io.checkpoint import TRAINING_FORMAT
 from ttm_jax.io.folders import OutputPathError, check_writable
-from ttm_jax.model.init import init_model
+from ttm_jax.model.init import init_model, with_seen_ids
 from ttm_jax.model.towers import TwoTower
 from ttm_jax.training.callbacks import Callback
 from ttm_jax.training.fit import LambdaGridResult, check_lambdas, fit, fit_lambda_grid
@@ -140,7 +140,8 @@ def continue_training(
     included, for ``max(1, ⌈fraction · best_epoch⌉)`` epochs, with fresh
     optimiser moments and a constant step size: the one its schedule had
     reached at the kept epoch (``selection.history.learning_rate`` there). The
-    standardisation keeps the statistics of the data it was fitted on.
+    standardisation keeps the statistics of the data it was fitted on; id
+    tables count every user and item of ``data`` as seen from now on.
 
     Args:
       selection: the early-stopped one-model :class:`FitResult`.
@@ -161,7 +162,10 @@ def continue_training(
     epochs = max(1, int(np.ceil(fraction * selection.best_epoch)))
     warm = config.replace(learning_rate=step_size, decay_rate=1.0, warmup_epochs=0.0,
                           max_epochs=epochs)
-    return fit(selection.model, data, None, warm, key=jax.random.fold_in(key, 1),
+    # Users and items met only in the hold-out read the unknown row until now;
+    # from here on they train their own rows.
+    model = with_seen_ids(selection.model, data)
+    return fit(model, data, None, warm, key=jax.random.fold_in(key, 1),
                progress=progress, callbacks=callbacks, checkpoint_dir=checkpoint_dir,
                checkpoint_every=checkpoint_every, label="refit")
 

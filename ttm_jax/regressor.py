@@ -136,24 +136,31 @@ class TwoTowerRegressor:
             model, data.user_features, data.item_features, data.user_ids, data.item_ids
         )
 
-    def predict_matrix(self, user_features: np.ndarray, item_features: np.ndarray) -> np.ndarray:
+    def predict_matrix(self, user_features: np.ndarray, item_features: np.ndarray, *,
+                       user_ids: np.ndarray | None = None,
+                       item_ids: np.ndarray | None = None) -> np.ndarray:
         """Scores of every (user, item) pair: ``[n, D_u] × [m, D_i] → [n, m]``.
 
-        Covariates must be finite numbers (a NaN row is refused, naming it)."""
+        Covariates must be finite numbers (a NaN row is refused, naming it).
+        With id tables (``ModelConfig(user_ids=True)``), ``user_ids [n]`` /
+        ``item_ids [m]`` are the rows' ids in the training tables; without them
+        the rows are scored as new entities, by their covariates alone."""
         model = self._check_fitted()
-        u = embed_users(model, user_features)
-        v = embed_items(model, item_features)
+        u = embed_users(model, user_features, user_ids)
+        v = embed_items(model, item_features, item_ids)
         return np.float32(model.offset[...]) + u @ v.T
 
-    def user_embeddings(self, features: np.ndarray) -> np.ndarray:
-        """``f(x_u)``: ``[n, D_u]`` → ``[n, p]``; works for users never seen in training."""
+    def user_embeddings(self, features: np.ndarray, ids: np.ndarray | None = None) -> np.ndarray:
+        """``f(x_u)``: ``[n, D_u]`` → ``[n, p]``; works for users never seen in training
+        (``ids``: the users' rows in the training table, for a user id table)."""
         model = self._check_fitted()
-        return embed_users(model, check_covariates(model, features, "user", name="features"))
+        return embed_users(model, check_covariates(model, features, "user", name="features"), ids)
 
-    def item_embeddings(self, features: np.ndarray) -> np.ndarray:
-        """``g(x_i)``: ``[n, D_i]`` → ``[n, p]``; works for items never seen in training."""
+    def item_embeddings(self, features: np.ndarray, ids: np.ndarray | None = None) -> np.ndarray:
+        """``g(x_i)``: ``[n, D_i]`` → ``[n, p]``; works for items never seen in training
+        (``ids`` as in :meth:`user_embeddings`)."""
         model = self._check_fitted()
-        return embed_items(model, check_covariates(model, features, "item", name="features"))
+        return embed_items(model, check_covariates(model, features, "item", name="features"), ids)
 
     def __repr__(self) -> str:
         return f"TwoTowerRegressor(model={self.model}, train={self.train}, seed={self.seed})"

@@ -1,16 +1,13 @@
 """Data: rating sets and their splits, synthetic truths (SPEC §6, and Hölder-smooth maps of
-chosen β and d), readers for CSV/Parquet tables, MovieLens-100K and Yelp, and the id blocks
-of the hybrid model."""
+chosen β and d), readers for CSV/Parquet tables, MovieLens-100K and Yelp. (The one-hot id
+blocks of the hybrid model are gone: ids are embedding tables in the model, see
+:mod:`ttm_jax.data.ids`.)"""
 
 from ttm_jax.data.holder import HolderMap as HolderMap
 from ttm_jax.data.holder import default_levels as default_levels
 from ttm_jax.data.holder import holder_map as holder_map
 from ttm_jax.data.holder import make_holder_synthetic as make_holder_synthetic
-from ttm_jax.data.ids import IdDropout as IdDropout
-from ttm_jax.data.ids import append_one_hot_ids as append_one_hot_ids
-from ttm_jax.data.ids import with_id_dropout as with_id_dropout
-from ttm_jax.data.ids import zero_id_block as zero_id_block
-from ttm_jax.data.ids import zero_unseen_ids as zero_unseen_ids
+from ttm_jax.data.ids import REMOVED, removed_name_error
 from ttm_jax.data.movielens import MovieLens as MovieLens
 from ttm_jax.data.movielens import load_movielens as load_movielens
 from ttm_jax.data.movielens import read_movielens as read_movielens
@@ -31,10 +28,16 @@ from ttm_jax.data.yelp import load_yelp as load_yelp
 from ttm_jax.data.yelp import read_yelp as read_yelp
 
 __all__ = [
-    "AspectResourcesMissing", "GroundTruth", "HolderMap", "IdDropout", "MovieLens", "RatingData",
-    "Split", "SyntheticData", "TabularError", "TrigMap", "Yelp", "append_one_hot_ids",
+    "AspectResourcesMissing", "GroundTruth", "HolderMap", "MovieLens", "RatingData",
+    "Split", "SyntheticData", "TabularError", "TrigMap", "Yelp",
     "cold_start_split", "default_levels", "holder_map", "load_movielens", "load_yelp",
     "make_holder_synthetic", "make_synthetic", "outlying_rating", "random_split",
-    "read_movielens", "read_yelp", "sample_intrinsic_covariates", "with_id_dropout",
-    "zero_id_block", "zero_unseen_ids",
+    "read_movielens", "read_yelp", "sample_intrinsic_covariates",
 ]
+
+
+def __getattr__(name: str):
+    # The one-hot id helpers were removed; importing one says what replaced it.
+    if name in REMOVED:
+        raise removed_name_error(name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

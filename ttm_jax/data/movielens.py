@@ -33,18 +33,12 @@ Item covariates ``[1682, D_i]``, in this order:
   frequent lower-case words of the titles (the "(1995)" year suffix and
   a few English function words dropped).
 
-Ids (SPEC §1's hybrid): with ``user_ids=True`` / ``item_ids=True`` an identity
-block (one-hot of the row) is appended, ``user_id:<raw id>`` /
-``item_id:<raw id>``. With these, the first tower layer acts on the id block
-like an embedding table (collaborative signal for warm pairs). A user held
-out of training is still a row of the table, but the weights of its id column
-never saw a rating (only initialisation and the penalty), so they are noise:
-score such users with their id block zeroed
-(:func:`ttm_jax.datasets.ids.zero_unseen_ids`), and the prediction falls back
-on the covariates and the layer's bias, which the shared training has made
-the "average user". :func:`ttm_jax.datasets.ids.with_id_dropout` trains that
-path explicitly on id-less copies of ratings (on MovieLens it did not help;
-see ``benchmarks/RESULTS.md`` (section 5)).
+Ids (SPEC §1's hybrid model) are not covariates: the model holds them as
+embedding tables, ``ModelConfig(user_ids=True, item_ids=True)``, indexed by
+the rows of these tables (a user's row is its id). Users and items with no
+training rating read the tables' unknown row, so their covariates carry them.
+The one-hot blocks this reader used to append (``user_ids=True``) are gone;
+:func:`ttm_jax.presets.movielens_100k` is the measured configuration.
 """
 
 from __future__ import annotations
@@ -329,8 +323,9 @@ def read_movielens(
 
     Args:
       folder: the folder holding ``u.data``, ``u.user``, ``u.item``.
-      user_ids: append a one-hot user id block ``[n_users, n_users]`` to the user covariates.
-      item_ids: append a one-hot item id block ``[n_items, n_items]`` to the item covariates.
+      user_ids, item_ids: removed (they appended one-hot id blocks); ``True``
+        raises ``ValueError`` saying what replaced them: ``ModelConfig(user_ids=True,
+        item_ids=True)``, id embedding tables in the model.
       title_words: add 0/1 columns for this many most frequent title words (0: none).
 
     Returns:
@@ -346,6 +341,12 @@ def read_movielens(
     """
     if title_words < 0:
         raise ValueError(f"title_words={title_words} must be >= 0")
+    if user_ids or item_ids:
+        raise ValueError(
+            "read_movielens(user_ids=True / item_ids=True) appended n × n one-hot id blocks, "
+            "which was removed: the model holds ids as embedding tables now. Read the "
+            "covariates alone and fit with ModelConfig(user_ids=True, item_ids=True) (or the "
+            "preset ttm_jax.presets.movielens_100k())")
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(
@@ -357,12 +358,6 @@ def read_movielens(
     uids, iids, ratings, stamps = _read_ratings(
         data_path, _index(u_raw, user_path), _index(i_raw, item_path)
     )
-    if user_ids:
-        u_x = np.concatenate([u_x, np.eye(len(u_raw), dtype=np.float32)], axis=1)
-        u_cols += tuple(f"user_id:{r}" for r in u_raw.tolist())
-    if item_ids:
-        i_x = np.concatenate([i_x, np.eye(len(i_raw), dtype=np.float32)], axis=1)
-        i_cols += tuple(f"item_id:{r}" for r in i_raw.tolist())
     try:
         data = RatingData(u_x, i_x, uids, iids, ratings)
     except ValueError as err:
@@ -380,9 +375,9 @@ def load_movielens(
     """MovieLens-100K as a :class:`RatingData`; see :func:`read_movielens` for the arguments.
 
     Example:
-      >>> data = load_movielens("../shared/datasets/ml-100k", user_ids=True, item_ids=True)
+      >>> data = load_movielens("../shared/datasets/ml-100k")
       >>> data.user_features.shape, data.item_features.shape, data.n_ratings
-      ((943, 985), (1682, 1711), 100000)
+      ((943, 42), (1682, 29), 100000)
     """
     return read_movielens(
         folder, user_ids=user_ids, item_ids=item_ids, title_words=title_words

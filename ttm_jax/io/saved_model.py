@@ -51,15 +51,21 @@ class FeatureSchema:
       item_features: ``D_i``.
       user_columns: names of the ``D_u`` user covariate columns, in order (optional).
       item_columns: names of the ``D_i`` item covariate columns, in order (optional).
+      n_user_ids, n_item_ids: the entity counts of the id tables (0: no table):
+        ids are rows ``0 .. n - 1`` of the training covariate tables.
     """
 
     user_features: int
     item_features: int
     user_columns: tuple[str, ...] | None = None
     item_columns: tuple[str, ...] | None = None
+    n_user_ids: int = 0
+    n_item_ids: int = 0
 
     def __post_init__(self):
         for side in ("user", "item"):
+            checks.integer(f"n_{side}_ids", getattr(self, f"n_{side}_ids"), low=0,
+                           high=checks.INT32_MAX)
             width = checks.integer(f"{side}_features", getattr(self, f"{side}_features"), low=1)
             cols = getattr(self, f"{side}_columns")
             if cols is not None:
@@ -75,8 +81,14 @@ class FeatureSchema:
 
     @classmethod
     def of(cls, model: TwoTower) -> FeatureSchema:
-        """The widths of ``model``'s towers, without column names."""
-        return cls(model.user_tower.in_features, model.item_tower.in_features)
+        """The widths (and id table sizes) of ``model``'s towers, without column names."""
+        return cls(model.user_tower.in_features, model.item_tower.in_features,
+                   n_user_ids=model.user_tower.n_ids, n_item_ids=model.item_tower.n_ids)
+
+    def build(self, config: ModelConfig, *, key: jax.Array | None = None) -> TwoTower:
+        """An untrained model of ``config``'s architecture for these inputs."""
+        return build_model(config, self.user_features, self.item_features,
+                           n_users=self.n_user_ids, n_items=self.n_item_ids, key=key)
 
     def check(self, user_features: int | None = None, item_features: int | None = None,
               *, source: str = "the data") -> None:
@@ -152,7 +164,17 @@ def save_model(
         raise TypeError(f"config must be a ModelConfig, got {type(config).__name__}")
     schema = schema if schema is not None else FeatureSchema.of(model)
     schema.check(model.user_tower.in_features, model.item_tower.in_features, source="the model")
-    if build_model(config, schema.user_features, schema.item_features).describe() != model.describe():
+    for side in ("user", "item"):
+        have, said = getattr(model, f"{side}_tower").n_ids, getattr(schema, f"n_{side}_ids")
+        if have != said:
+            raise ValueError(f"schema.n_{side}_ids={said} but the model's {side} id table has "
+                             f"{have} entities; build the schema with FeatureSchema.of(model) "
+                             f"(or n_{side}_ids={have})")
+    try:
+        described = schema.build(config).describe()
+    except ValueError as err:
+        raise ValueError(f"config {config} does not describe the model: {err}") from None
+    if described != model.describe():
         raise ValueError(f"config {config} does not describe the model ({model.describe()}); "
                          "pass the ModelConfig the model was built with")
     state = nnx.state(model)
@@ -249,8 +271,12 @@ def load_model(
     schema.check(user_features, item_features, source="the covariates given")
     # Restored into an abstract model first, so that an architecture the
     # payload does not hold is refused before anything is allocated.
-    graphdef, abstract = nnx.split(nnx.eval_shape(
-        lambda: build_model(config, schema.user_features, schema.item_features)))
+    try:
+        graphdef, abstract = nnx.split(nnx.eval_shape(lambda: schema.build(config)))
+    except ValueError as err:
+        raise CheckpointError(f"{path}/metadata.json: its model_config and schema do not fit "
+                              f"together ({err}); it was damaged or edited. Save the model "
+                              "again") from None
     state = restore_tree(payload / "state", abstract, fields.state,
                          source=f"{path} (model state)")
     try:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-__all__ = ["penalty", "squared_error"]
+from ttm_jax.model.towers import is_id_table
+
+__all__ = ["penalty", "split_penalty", "squared_error"]
 
 
 def penalty(params, kind: str) -> jax.Array:
@@ -28,6 +30,19 @@ def penalty(params, kind: str) -> jax.Array:
     if kind == "l1":
         return sum(jnp.sum(jnp.abs(x)) for x in leaves)
     raise ValueError(f"penalty kind={kind!r}: choose 'l2', 'l1' or 'none'")
+
+
+def split_penalty(params, kind: str) -> tuple[jax.Array, jax.Array]:
+    """:func:`penalty` of ``params`` in two parts: ``(J of the weights and biases, J of the
+    id tables)``, so that each may have its own λ (``TrainConfig.id_penalty_weight``).
+
+    The two add up to ``penalty(params, kind)``: the id table of a tower is the
+    block of its first layer's kernel that a one-hot id block would meet.
+    """
+    ids, rest = [], []
+    for path, leaf in jax.tree_util.tree_flatten_with_path(params)[0]:
+        (ids if is_id_table(path) else rest).append(leaf)
+    return penalty(rest, kind), penalty(ids, kind)
 
 
 def squared_error(pred: jax.Array, target: jax.Array) -> jax.Array:

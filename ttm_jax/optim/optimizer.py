@@ -9,7 +9,9 @@ training loop never recompiles when they change.
 
 ``λ`` is read where the configuration applies it: by the loss (eq. 2's
 ``λ J``, :func:`ttm_jax.training.step`), as AdamW's decoupled decay, or as the
-proximal L1 step's strength (:func:`ttm_jax.optim.proximal_l1`).
+proximal L1 step's strength (:func:`ttm_jax.optim.proximal_l1`). The id
+tables' weight ``λ_id`` is injected beside it, so a grid over both trains in
+one ``vmap`` too.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import numpy as np
 import optax
 
 from ttm_jax.config import TrainConfig
+from ttm_jax.model.towers import is_id_table
 from ttm_jax.optim.proximal import proximal_l1
 from ttm_jax.optim.schedule import make_schedule
 
@@ -37,18 +40,44 @@ class Hyperparams(NamedTuple):
     Attributes:
       learning_rate: ``η_0``, the peak of the step-size schedule.
       penalty_weight: ``λ``.
+      id_penalty_weight: ``λ_id``, the id tables' penalty weight; ``None``:
+        the configuration's ``id_penalty_weight``, or ``λ`` when that is ``None``
+        (resolved by :meth:`resolve`).
 
     Each is a float32 scalar for one model, or ``[r]`` for ``r`` members.
     """
 
     learning_rate: jax.Array
     penalty_weight: jax.Array
+    id_penalty_weight: jax.Array | None = None
 
     @classmethod
     def of(cls, config: TrainConfig) -> Hyperparams:
         """The configuration's own values, as float32 scalars."""
         return cls(jnp.asarray(config.learning_rate, jnp.float32),
-                   jnp.asarray(config.penalty_weight, jnp.float32))
+                   jnp.asarray(config.penalty_weight, jnp.float32)).resolve(config)
+
+    def resolve(self, config: TrainConfig) -> Hyperparams:
+        """These values with ``id_penalty_weight`` filled in for ``config`` when ``None``."""
+        if self.id_penalty_weight is not None:
+            return self
+        tied = config.id_penalty_weight is None
+        return self._replace(id_penalty_weight=jnp.asarray(
+            self.penalty_weight if tied else config.id_penalty_weight, jnp.float32))
+
+
+def _id_mask(params, ids: bool):
+    """A mask of ``params``: True on the id tables (``ids``) or on everything else."""
+    return jax.tree_util.tree_map_with_path(lambda path, _: is_id_table(path) == ids, params)
+
+
+def _muon_dimensions(params):
+    """Muon orthogonalises the weight matrices; an id table is a lookup, not a linear map
+    (orthogonalising its update would mix the rows of entities that were not in the
+    minibatch), so it takes the Adam branch, as biases do."""
+    dims = optax.contrib.MuonDimensionNumbers()
+    return jax.tree_util.tree_map_with_path(
+        lambda path, x: None if is_id_table(path) or x.ndim != 2 else dims, params)
 
 
 def make_optimizer(config: TrainConfig, steps_per_epoch: int) -> optax.GradientTransformation:
@@ -58,8 +87,9 @@ def make_optimizer(config: TrainConfig, steps_per_epoch: int) -> optax.GradientT
     ``optax.adam``; ``adamw`` inserts ``add_decayed_weights(λ)`` as ``optax.adamw``;
     ``sgd`` is ``scale_by_learning_rate(η_t)``; ``muon`` is ``optax.contrib.muon``
     (Newton–Schulz-orthogonalised momentum for the weight matrices, Adam for the
-    biases) at step ``η_t``; with ``proximal=True`` the update
-    ends with :func:`~ttm_jax.optim.proximal_l1`. ``η_0`` and ``λ`` are injected
+    biases and id tables) at step ``η_t``; with ``proximal=True`` the update
+    ends with :func:`~ttm_jax.optim.proximal_l1`. With ``id_penalty_weight``,
+    AdamW decays the id tables by it and the rest by λ. ``η_0`` and ``λ`` are injected
     (``optax.inject_hyperparams``): see :func:`with_hyperparams`.
 
     Example:
@@ -68,7 +98,7 @@ def make_optimizer(config: TrainConfig, steps_per_epoch: int) -> optax.GradientT
       >>> state = with_hyperparams(state, Hyperparams(jnp.float32(1e-2), jnp.float32(1e-4)))
     """
 
-    def factory(learning_rate, penalty_weight):
+    def factory(learning_rate, penalty_weight, id_penalty_weight):
         schedule = make_schedule(config, steps_per_epoch, peak=learning_rate)
         parts = []
         if config.grad_clip is not None:
@@ -76,12 +106,18 @@ def make_optimizer(config: TrainConfig, steps_per_epoch: int) -> optax.GradientT
         if config.optimizer == "muon":
             # consistent_rms: the orthogonalised update is scaled to an Adam step's RMS,
             # so Adam's step sizes (and schedules) carry over.
-            parts.append(optax.contrib.muon(schedule, consistent_rms=MUON_RMS))
+            parts.append(optax.contrib.muon(schedule, consistent_rms=MUON_RMS,
+                                            muon_weight_dimension_numbers=_muon_dimensions))
             return optax.chain(*parts)
         if config.optimizer in ("adam", "adamw"):
             parts.append(optax.scale_by_adam())
-        if config.optimizer == "adamw":
+        if config.optimizer == "adamw" and config.id_penalty_weight is None:
             parts.append(optax.add_decayed_weights(penalty_weight))
+        elif config.optimizer == "adamw":
+            parts.append(optax.add_decayed_weights(penalty_weight,
+                                                   lambda p: _id_mask(p, False)))
+            parts.append(optax.add_decayed_weights(id_penalty_weight,
+                                                   lambda p: _id_mask(p, True)))
         parts.append(optax.scale_by_learning_rate(schedule))
         tx = optax.chain(*parts)
         if config.proximal:
@@ -91,19 +127,22 @@ def make_optimizer(config: TrainConfig, steps_per_epoch: int) -> optax.GradientT
 
     initial = Hyperparams.of(config)
     return optax.inject_hyperparams(factory)(learning_rate=initial.learning_rate,
-                                             penalty_weight=initial.penalty_weight)
+                                             penalty_weight=initial.penalty_weight,
+                                             id_penalty_weight=initial.id_penalty_weight)
 
 
 def hyperparams_of(opt_state) -> Hyperparams:
     """The :class:`Hyperparams` held by a state of :func:`make_optimizer`."""
     h = opt_state.hyperparams
-    return Hyperparams(h["learning_rate"], h["penalty_weight"])
+    return Hyperparams(h["learning_rate"], h["penalty_weight"], h["id_penalty_weight"])
 
 
 def with_hyperparams(opt_state, values: Hyperparams):
     """``opt_state`` with its injected hyperparameters replaced by ``values``
-    (float32 scalars, or ``[r]`` for a state stacked over ``r`` members)."""
+    (float32 scalars, or ``[r]`` for a state stacked over ``r`` members; a ``None``
+    field keeps the state's value)."""
     hyper = dict(opt_state.hyperparams)
     for name, value in values._asdict().items():
-        hyper[name] = jnp.asarray(value, jnp.float32).reshape(np.shape(hyper[name]))
+        if value is not None:
+            hyper[name] = jnp.asarray(value, jnp.float32).reshape(np.shape(hyper[name]))
     return opt_state._replace(hyperparams=hyper)

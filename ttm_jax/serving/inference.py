@@ -3,6 +3,13 @@
 Tower outputs are computed once per distinct user and item and then combined,
 rather than once per rating. Row counts are padded up to a power of two (at
 least 256) so that the jitted tower sees a handful of shapes, not one per call.
+
+A tower with an id table (``ModelConfig(user_ids=True)``) reads a learnt row
+per id, the ids being rows of the covariate table it was trained on. Every
+entry point checks ids here, at the boundary: a negative id, one beyond the
+table, or (with ``unseen_ids="error"``) one that had no training rating is
+refused, naming it. Entities given by covariates alone (no ids) read the
+unknown row: that is how new users and items are scored.
 """
 
 from __future__ import annotations
@@ -17,15 +24,15 @@ from flax import nnx
 from ttm_jax.checks import InvalidArgument
 from ttm_jax.model.towers import TwoTower
 
-__all__ = ["check_covariates", "embed_users", "embed_items", "predict_pairs"]
+__all__ = ["check_covariates", "check_entity_ids", "embed_users", "embed_items", "predict_pairs"]
 
 _CHUNK = 65536
 
 
 @functools.partial(jax.jit, static_argnames=("graphdef", "side"))
-def _embed(graphdef, state, x, side: str):
+def _embed(graphdef, state, x, ids, side: str):
     model = nnx.merge(graphdef, state)
-    return model.embed_users(x) if side == "user" else model.embed_items(x)
+    return model.embed_users(x, ids) if side == "user" else model.embed_items(x, ids)
 
 
 def _bucket(n: int) -> int:
@@ -81,9 +88,61 @@ def check_covariates(model: TwoTower, x, side: str, *, name: str | None = None) 
     return _finite(name, _matrix(name, x, tower.in_features, side))
 
 
-def _embed_rows(model: TwoTower, x: np.ndarray, side: str) -> np.ndarray:
+def check_entity_ids(model: TwoTower, ids, side: str, *, name: str | None = None,
+                     rows: int | None = None) -> np.ndarray:
+    """``ids`` as int32 rows of ``model``'s ``side`` id table, or :class:`InvalidArgument`.
+
+    Refused, naming the first offender and its position: not a 1-D integer
+    array (or not ``rows`` long), a negative id, an id beyond the table (a new
+    entity: score it by its covariates, without an id), an id that had no
+    training rating when the model was built with ``unseen_ids="error"``, and
+    any id for a tower without an id table.
+    """
+    if not isinstance(model, TwoTower):
+        raise TypeError(f"model must be a TwoTower, got {type(model).__name__}")
+    tower = model.user_tower if side == "user" else model.item_tower
+    name = name or f"{side}_ids"
+    if not tower.n_ids:
+        raise InvalidArgument(f"{name}: the model has no {side} id table (it was built with "
+                              f"ModelConfig({side}_ids=False)), so it scores {side}s by their "
+                              "covariates alone; pass no ids")
+    arr = np.asarray(ids)
+    if arr.ndim != 1 or arr.dtype.kind not in "iu":
+        raise InvalidArgument(f"{name}: expected a 1-D array of integer {side} ids, got shape "
+                              f"{arr.shape} and dtype {arr.dtype}")
+    if rows is not None and arr.size != rows:
+        raise InvalidArgument(f"{name}: {arr.size} ids for {rows} rows of covariates; give one "
+                              "id per row")
+    n = tower.n_ids
+    if (arr < 0).any():
+        pos = int(np.flatnonzero(arr < 0)[0])
+        raise InvalidArgument(f"{name}: id {int(arr[pos])} at position {pos} is negative; ids "
+                              f"are rows of the training {side} table, 0 .. {n - 1} (a new {side} "
+                              "has no id: score it by its covariates alone)")
+    if (arr >= n).any():
+        pos = int(np.flatnonzero(arr >= n)[0])
+        raise InvalidArgument(f"{name}: id {int(arr[pos])} at position {pos} is beyond the model's "
+                              f"{side} id table ({n} {side}s, ids 0 .. {n - 1}); a {side} outside "
+                              "the training table is new: score it by its covariates alone, "
+                              "without an id")
+    arr = arr.astype(np.int32)
+    if model.unseen_ids == "error":
+        unseen = ~np.asarray(tower.seen_ids())[arr]
+        if unseen.any():
+            pos = int(np.flatnonzero(unseen)[0])
+            raise InvalidArgument(
+                f"{name}: {side} {int(arr[pos])} at position {pos} had no rating in training "
+                f"({int(unseen.sum())} such id(s)), and the model was built with "
+                "unseen_ids='error'; leave such ids out, score them by covariates alone, or "
+                "build the model with ModelConfig(unseen_ids='unknown') to read the unknown row")
+    return arr
+
+
+def _embed_rows(model: TwoTower, x: np.ndarray, side: str, ids=None) -> np.ndarray:
     tower = model.user_tower if side == "user" else model.item_tower
     x = check_covariates(model, x, side)
+    if ids is not None:
+        ids = check_entity_ids(model, ids, side, rows=x.shape[0])
     graphdef, state = nnx.split(model)
     out = np.empty((x.shape[0], tower.out_features), np.float32)
     for start in range(0, x.shape[0], _CHUNK):
@@ -91,7 +150,14 @@ def _embed_rows(model: TwoTower, x: np.ndarray, side: str) -> np.ndarray:
         n = block.shape[0]
         padded = np.zeros((_bucket(n), block.shape[1]), np.float32)
         padded[:n] = block
-        out[start : start + n] = np.asarray(_embed(graphdef, state, jnp.asarray(padded), side))[:n]
+        id_block = None
+        if ids is not None:
+            # Padding rows read the unknown row; their outputs are dropped.
+            id_block = np.full(padded.shape[0], tower.n_ids, np.int32)
+            id_block[:n] = ids[start : start + n]
+            id_block = jnp.asarray(id_block)
+        out[start : start + n] = np.asarray(
+            _embed(graphdef, state, jnp.asarray(padded), id_block, side))[:n]
     return out
 
 
@@ -108,18 +174,31 @@ def _ids(name: str, ids, n: int, table: str) -> np.ndarray:
     return arr.astype(np.int64)
 
 
-def embed_users(model: TwoTower, user_features: np.ndarray) -> np.ndarray:
+def embed_users(model: TwoTower, user_features: np.ndarray, ids=None) -> np.ndarray:
     """``f(x_u)``: user covariates ``[n, D_u]`` → embeddings ``[n, p]`` (numpy float32).
 
-    Covariates must be finite (see :func:`check_covariates`)."""
-    return _embed_rows(model, user_features, "user")
+    Covariates must be finite (see :func:`check_covariates`). ``ids``: ``[n]``
+    the users' rows in the training table, read by a user id table (checked by
+    :func:`check_entity_ids`); ``None``: the users are known by their
+    covariates alone (new users), and an id table's unknown row is read."""
+    return _embed_rows(model, user_features, "user", ids)
 
 
-def embed_items(model: TwoTower, item_features: np.ndarray) -> np.ndarray:
+def embed_items(model: TwoTower, item_features: np.ndarray, ids=None) -> np.ndarray:
     """``g(x_i)``: item covariates ``[n, D_i]`` → embeddings ``[n, p]`` (numpy float32).
 
-    Covariates must be finite (see :func:`check_covariates`)."""
-    return _embed_rows(model, item_features, "item")
+    Covariates must be finite (see :func:`check_covariates`); ``ids`` as in
+    :func:`embed_users`."""
+    return _embed_rows(model, item_features, "item", ids)
+
+
+def _entity_ids(model: TwoTower, side: str, ids: np.ndarray, uniq: np.ndarray):
+    """The distinct rows ``uniq`` as ids for a tower with an id table (``None`` without one),
+    after checking every id of ``ids`` (so that a message gives its position there)."""
+    if not (model.user_tower if side == "user" else model.item_tower).n_ids:
+        return None
+    check_entity_ids(model, ids, side)
+    return uniq
 
 
 def predict_pairs(
@@ -134,7 +213,9 @@ def predict_pairs(
     Args:
       model: a trained two-tower model.
       user_features: ``[n_users, D_u]``; item_features: ``[n_items, D_i]``.
-      user_ids, item_ids: ``[n]`` rows into the two tables.
+      user_ids, item_ids: ``[n]`` rows into the two tables; a tower with an id
+        table reads them as ids too (the tables are those it was trained on:
+        a row beyond its id table is refused, see :func:`check_entity_ids`).
 
     Returns:
       ``[n]`` float32 predicted ratings.
@@ -156,7 +237,9 @@ def predict_pairs(
     users, inv_u = np.unique(user_ids, return_inverse=True)
     items, inv_i = np.unique(item_ids, return_inverse=True)
     # Only the rows scored must be finite; each is named by its row in the table.
-    u_emb = embed_users(model, _finite("user_features", x_u[users], users))
-    i_emb = embed_items(model, _finite("item_features", x_i[items], items))
+    u_emb = embed_users(model, _finite("user_features", x_u[users], users),
+                        _entity_ids(model, "user", user_ids, users))
+    i_emb = embed_items(model, _finite("item_features", x_i[items], items),
+                        _entity_ids(model, "item", item_ids, items))
     offset = np.float32(model.offset[...])
     return offset + np.einsum("np,np->n", u_emb[inv_u], i_emb[inv_i])

@@ -87,15 +87,34 @@ def export_embeddings(
 ) -> EmbeddingTables:
     """Embed whole covariate tables ``[n_users, D_u]``, ``[n_items, D_i]`` for an external index.
 
+    A tower with an id table reads row ``r`` of its table as id ``r`` (the
+    tables are those it was trained on, or their first rows); a table with more
+    rows than the id table is refused (new entities: embed them with
+    :func:`~ttm_jax.embed_users` without ids).
+
     Example:
       >>> tables = export_embeddings(reg.model_, data.user_features, data.item_features)
       >>> tables.save("out/embeddings")   # user_embeddings.npy [n_users, p], ...
     """
     return EmbeddingTables(
-        embed_users(model, user_features),
-        embed_items(model, item_features),
+        embed_users(model, user_features, _table_ids(model, user_features, "user")),
+        embed_items(model, item_features, _table_ids(model, item_features, "item")),
         float(np.float32(model.offset[...])),
     )
+
+
+def _table_ids(model: TwoTower, table, side: str) -> np.ndarray | None:
+    """``arange(rows)`` for a tower with an id table (row ``r`` is id ``r``), else ``None``."""
+    if not isinstance(model, TwoTower):
+        raise TypeError(f"model must be a TwoTower, got {type(model).__name__}")
+    tower = model.user_tower if side == "user" else model.item_tower
+    return np.arange(np.shape(table)[0], dtype=np.int64) if tower.n_ids else None
+
+
+def _rows_as_ids(model: TwoTower, rows: np.ndarray | None, side: str) -> np.ndarray | None:
+    """Row ids into the training table, as ids for a tower with an id table (else ``None``)."""
+    tower = model.user_tower if side == "user" else model.item_tower
+    return rows if rows is not None and tower.n_ids else None
 
 
 def _pow2(n: int, least: int) -> int:
@@ -334,7 +353,8 @@ def recommend(
     Args:
       model: a trained :class:`TwoTower`.
       users: either row ids ``[n]`` (int) into ``data.user_features`` (known
-        users), or covariates ``[n, D_u]`` of any users, e.g. new ones.
+        users; a user id table reads them as ids), or covariates ``[n, D_u]``
+        of any users, e.g. new ones (an id table's unknown row is read).
       k: items per user.
       data: the known users, items and ratings; needed for ids, for
         ``items=None`` and for ``exclude_seen``.
@@ -394,8 +414,8 @@ def recommend(
             p = np.concatenate([p, *extra_p])
         exclude = (q, p)
 
-    u_emb = embed_users(model, x_u)
-    i_emb = embed_items(model, x_i)
+    u_emb = embed_users(model, x_u, _rows_as_ids(model, user_rows, "user"))
+    i_emb = embed_items(model, x_i, _rows_as_ids(model, item_rows, "item"))
     recs = top_k(u_emb, i_emb, k, offset=float(np.float32(model.offset[...])), exclude=exclude,
                  user_batch=user_batch, item_chunk=item_chunk)
     if item_rows is None:

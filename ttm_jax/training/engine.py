@@ -59,7 +59,7 @@ from ttm_jax.training.step import (
 )
 from ttm_jax.training.stopping import EarlyStopping
 
-__all__ = ["LoopState", "Members", "stack_members", "train"]
+__all__ = ["LoopState", "Members", "check_id_table", "stack_members", "train"]
 
 
 class Members(NamedTuple):
@@ -113,6 +113,20 @@ def _check_tables(train: RatingData, validation: RatingData | None, where: str) 
         raise ValueError(
             f"{where}validation must share train's covariate tables (build both with "
             "random_split or cold_start_split, or RatingData.subset of one data set)")
+
+
+def check_id_table(tower, side: str, n_rows: int, dropout: float) -> None:
+    """Raise ``ValueError`` unless a tower's id table fits data with ``n_rows`` entities
+    (its rows are the table's rows) and id dropout is asked for only where there are ids."""
+    if tower.n_ids and tower.n_ids != n_rows:
+        raise ValueError(
+            f"the model's {side} id table has {tower.n_ids} rows but the data has {n_rows} "
+            f"{side}s; ids are rows of the covariate table, so train on data with the table "
+            "the model was initialised on (init_model(config, train) sizes it)")
+    if dropout and not tower.n_ids:
+        raise ValueError(f"{side}_id_dropout={dropout:g} drops {side} ids, but the model has no "
+                         f"{side} id table; set ModelConfig({side}_ids=True) or "
+                         f"{side}_id_dropout=0")
 
 
 def stack_members(
@@ -175,6 +189,8 @@ def stack_members(
         if width != tower.in_features:
             raise ValueError(f"the training data has {width} {side} covariate columns but the "
                              f"model's {side} tower expects {tower.in_features}")
+        check_id_table(tower, side, getattr(ref, f"n_{side}s"),
+                       getattr(config, f"{side}_id_dropout"))
     steps_per_epoch = cadence(config, ref.n_ratings).steps_per_epoch
     inits = [init_train_state(m, config, steps_per_epoch,
                               None if hyperparams is None else hyperparams[k])

@@ -25,7 +25,7 @@ from jax.sharding import PartitionSpec as P
 
 from ttm_jax.config import TrainConfig
 from ttm_jax.data.ratings import RatingData
-from ttm_jax.model.objective import penalty, squared_error
+from ttm_jax.model.objective import split_penalty, squared_error
 from ttm_jax.model.towers import TwoTower, score
 from ttm_jax.optim.optimizer import Hyperparams, make_optimizer, with_hyperparams
 
@@ -56,11 +56,18 @@ class Tables(NamedTuple):
 
 
 class Batch(NamedTuple):
-    """Aligned ratings: ``user_ids [B]``, ``item_ids [B]`` (int32), ``ratings [B]`` (float32)."""
+    """Aligned ratings: ``user_ids [B]``, ``item_ids [B]`` (int32), ``ratings [B]`` (float32).
+
+    ``user_dropped``, ``item_dropped``: ``[B]`` bool or ``None``: id dropout,
+    True where the rating's user (item) is scored through the unknown row of
+    its tower's id table instead of its own (its covariates are still read).
+    """
 
     user_ids: jax.Array
     item_ids: jax.Array
     ratings: jax.Array
+    user_dropped: jax.Array | None = None
+    item_dropped: jax.Array | None = None
 
 
 class TrainState(NamedTuple):
@@ -133,25 +140,43 @@ def init_train_state(model: TwoTower, config: TrainConfig, steps_per_epoch: int,
     with jax.numpy_dtype_promotion("standard"):
         opt_state = tx.init(params)
     if hyperparams is not None:
-        opt_state = with_hyperparams(opt_state, hyperparams)
+        opt_state = with_hyperparams(opt_state, hyperparams.resolve(config))
     return graphdef, TrainState(params, rest, opt_state, jnp.zeros((), jnp.int32))
+
+
+def _side(tower, x: jax.Array, ids: jax.Array, dropped: jax.Array | None,
+          mode: str) -> jax.Array:
+    """One tower's outputs ``[B, p]`` for the ratings' entities ``ids [B]`` (rows of ``x``),
+    read through the unknown row where ``dropped``."""
+    if mode == "entity":
+        emb = tower(x, jnp.arange(x.shape[0], dtype=jnp.int32))[ids]
+        if dropped is None:
+            return emb
+        # Every entity once with its id and once without; each rating takes one.
+        return jnp.where(dropped[:, None], tower(x)[ids], emb)
+    own = ids if dropped is None else jnp.where(dropped, tower.n_ids, ids)
+    return tower(x[ids], own)
+
+
+def _predict(model: TwoTower, tables: Tables, batch: Batch, mode: str) -> jax.Array:
+    """``[B]`` scores of a batch: in ``"entity"`` mode every user and item is embedded once
+    and gathered, in ``"rating"`` mode each rating's pair is embedded."""
+    return score(_side(model.user_tower, tables.user_x, batch.user_ids, batch.user_dropped, mode),
+                 _side(model.item_tower, tables.item_x, batch.item_ids, batch.item_dropped, mode),
+                 model.offset[...])
 
 
 def _loss_fn(graphdef, config: TrainConfig, mode: str):
     # AdamW and the proximal L1 step apply λ outside the gradient.
     in_loss = config.penalty != "none" and config.optimizer != "adamw" and not config.proximal
 
-    def loss(params, rest, lam, tables: Tables, batch: Batch):
+    def loss(params, rest, lam, lam_id, tables: Tables, batch: Batch):
         model = nnx.merge(graphdef, params, rest)
-        if mode == "entity":
-            u_emb = model.embed_users(tables.user_x)
-            i_emb = model.embed_items(tables.item_x)
-            pred = score(u_emb[batch.user_ids], i_emb[batch.item_ids], model.offset[...])
-        else:
-            pred = model(tables.user_x[batch.user_ids], tables.item_x[batch.item_ids])
-        mse = squared_error(pred, batch.ratings)
-        total = mse + lam * penalty(params, config.penalty) if in_loss else mse
-        return total, mse
+        mse = squared_error(_predict(model, tables, batch, mode), batch.ratings)
+        if not in_loss:
+            return mse, mse
+        weights, ids = split_penalty(params, config.penalty)
+        return mse + lam * weights + lam_id * ids, mse
 
     return loss
 
@@ -161,8 +186,9 @@ def _step_body(graphdef, config: TrainConfig, mode: str, steps_per_epoch: int):
     grad_fn = jax.value_and_grad(_loss_fn(graphdef, config, mode), has_aux=True)
 
     def step(state: TrainState, tables: Tables, batch: Batch):
-        lam = state.opt_state.hyperparams["penalty_weight"]
-        (_, mse), grads = grad_fn(state.params, state.rest, lam, tables, batch)
+        hyper = state.opt_state.hyperparams
+        (_, mse), grads = grad_fn(state.params, state.rest, hyper["penalty_weight"],
+                                  hyper["id_penalty_weight"], tables, batch)
         # optax mixes int step counts with float decay rates, which strict
         # promotion (on in the tests, to check this library) would refuse.
         with jax.numpy_dtype_promotion("standard"):
@@ -223,10 +249,16 @@ def make_train_chunk(graphdef, config: TrainConfig, mode: str, steps_per_epoch: 
         key = jax.random.wrap_key_data(key_data, impl=key_impl)
 
         def body(state, t):
-            idx = jax.random.randint(jax.random.fold_in(key, t), (batch_size,), 0, n)
+            draw = jax.random.fold_in(key, t)
+            idx = jax.random.randint(draw, (batch_size,), 0, n)
+            # Id dropout draws from its own streams of the step's key, so the
+            # minibatches are those of a run without it.
+            dropped = [None if p == 0 else
+                       jax.random.bernoulli(jax.random.fold_in(draw, side), p, (batch_size,))
+                       for side, p in ((1, config.user_id_dropout), (2, config.item_id_dropout))]
             if sharded is not None:
-                idx = jax.lax.with_sharding_constraint(idx, sharded)
-            batch = Batch(train.user_ids[idx], train.item_ids[idx], train.ratings[idx])
+                idx, dropped = jax.lax.with_sharding_constraint((idx, dropped), sharded)
+            batch = Batch(train.user_ids[idx], train.item_ids[idx], train.ratings[idx], *dropped)
             return step(state, tables, batch)
 
         return jax.lax.scan(body, state, jnp.arange(n_steps, dtype=jnp.int32))
@@ -261,12 +293,7 @@ def make_validation_rmse(graphdef, mode: str, *, shared_data: bool = True):
 
     def one(params, rest, tables: Tables, val: Batch):
         model = nnx.merge(graphdef, params, rest)
-        if mode == "entity":
-            pred = score(model.embed_users(tables.user_x)[val.user_ids],
-                         model.embed_items(tables.item_x)[val.item_ids], model.offset[...])
-        else:
-            pred = model(tables.user_x[val.user_ids], tables.item_x[val.item_ids])
-        return jnp.sqrt(squared_error(pred, val.ratings))
+        return jnp.sqrt(squared_error(_predict(model, tables, val, mode), val.ratings))
 
     data_axis = None if shared_data else 0
     return jax.jit(jax.vmap(one, in_axes=(0, 0, data_axis, data_axis)))
