@@ -78,7 +78,7 @@ GPU_DEFAULTS = dict(configs="1:2,1:4,1:8,2:2,inf:2", n_points=6, n_cap=1024000, 
 
 #: The ``--quick`` smoke run: two configurations, a tiny grid, few epochs.
 QUICK = dict(configs="inf:2,1:2", grid=[300, 600, 1200], n_cap=1200, reps=2,
-             width_schedule="fixed", width=16, max_epochs=30, check_epochs=5, mc_size=300,
+             width_schedule="fixed", width=16, max_epochs=[30], check_epochs=5, mc_size=300,
              patience=3, learning_rates=[1e-2])
 
 
@@ -222,22 +222,26 @@ def learning_rates(n_train: int, args) -> list[float]:
     return [float(lr) * scale for lr in args.learning_rates]
 
 
-def epoch_budget(cfg: RateConfig, args) -> int:
-    """``--max-epochs``, or ``100 · max(1, 2^(4−d))``: at smaller d the towers must reach a
-    smaller excess risk at the same |Ω|, which takes more passes (docs/rate_sweep.md §2:
-    400 instead of 100 epochs lowers the excess risk by 10–20% at d = 2, |Ω| ≥ 16000, and
-    by at most 4% at d = 4); ``E · 250 · 2^d`` (the samples seen at each configuration's
-    first grid point) is then the same for every d ≤ 4."""
-    if args.max_epochs is not None:
-        return int(args.max_epochs)
-    return 100 * 2 ** max(0, 4 - cfg.d)
+def epoch_budgets(cfg: RateConfig, args) -> list[int]:
+    """The epoch budgets tried per replication (the best validation RMSE is kept):
+    ``--max-epochs``, or 100 and ``100 · 2^(4−d)`` (400 at d = 2; 100 alone at d ≥ 4).
+
+    A fixed budget is wrong one way or the other (docs/rate_sweep.md §2): at β = 1,
+    d = 2, 400 instead of 100 epochs lowers the excess risk by 10–20% at |Ω| ≥ 16000,
+    while at β = 2 and β = ∞ it raises it (the step size is still high when those
+    truths are learnt). At d ≥ 4 more epochs gain at most 4% and cost the most, so
+    only 100 are tried there.
+    """
+    if args.max_epochs:
+        return sorted({int(e) for e in args.max_epochs})
+    return sorted({100, 100 * 2 ** max(0, 4 - cfg.d)})
 
 
-def train_config(args, n_train: int, cfg: RateConfig) -> TrainConfig:
-    """Adam over a fixed budget of :func:`epoch_budget` epochs, the step size annealed
-    geometrically by ``--anneal`` over the budget, L2 penalty, early stopping."""
+def train_config(args, n_train: int, cfg: RateConfig, epochs: int | None = None) -> TrainConfig:
+    """Adam over ``epochs`` (default the largest of :func:`epoch_budgets`), the step size
+    annealed geometrically by ``--anneal`` over the budget, L2 penalty, early stopping."""
     lrs = learning_rates(n_train, args)
-    epochs = epoch_budget(cfg, args)
+    epochs = max(epoch_budgets(cfg, args)) if epochs is None else int(epochs)
     return TrainConfig(
         optimizer="adam",
         learning_rate=max(lrs),
@@ -290,18 +294,19 @@ def point_settings(cfg: RateConfig, n: int, width: int, levels: int, args) -> di
         "mc_size": args.mc_size,
         "replications": args.replications,
         "learning_rates": learning_rates(n_train, args),
+        "epoch_budgets": epoch_budgets(cfg, args),
         "train": dataclasses.asdict(train_config(args, n_train, cfg)),
     }
 
 
 def run_point(cfg: RateConfig, n: int, width: int, levels: int, args) -> dict:
-    """Train ``args.reps`` replications × the step sizes at one |Ω|, keep each
-    replication's best-validation step size, and measure its excess risk."""
+    """Train ``args.reps`` replications × the step sizes × the epoch budgets at one |Ω|,
+    keep each replication's best-validation choice, and measure its excess risk."""
     t0, cpu0 = time.perf_counter(), time.process_time()
     n_val = round(args.val_fraction * n)
     n_train = n - n_val
     lrs = learning_rates(n_train, args)
-    tc = train_config(args, n_train, cfg)
+    budgets = epoch_budgets(cfg, args)
     datasets, trains, vals, models, keys = [], [], [], [], []
     mcfg = ModelConfig(hidden=(width,) * args.hidden_layers, embedding_dim=args.embedding_dim)
     for r in range(args.reps):
@@ -325,8 +330,8 @@ def run_point(cfg: RateConfig, n: int, width: int, levels: int, args) -> dict:
         keys.append(fit_key)
     t_data = time.perf_counter() - t0
     # Member (r, j) is replication r with step size j: the same data, initial
-    # parameters and minibatches for every step size, so the choice between
-    # them is paired.
+    # parameters and minibatches for every step size and budget, so the choice
+    # between them is paired.
     members = [(r, j) for r in range(args.reps) for j in range(len(lrs))]
     hyper = [Hyperparams(np.float32(lrs[j]), np.float32(args.penalty_weight))
              for _, j in members]
@@ -334,18 +339,23 @@ def run_point(cfg: RateConfig, n: int, width: int, levels: int, args) -> dict:
     m_trains = [trains[r] for r, _ in members]
     m_vals = [vals[r] for r, _ in members]
     m_keys = [keys[r] for r, _ in members]
-    if args.replications == "vmap":
-        res = fit_members(m_models, m_trains, m_vals, tc, keys=m_keys, hyperparams=hyper,
-                          progress=False)
-    else:
-        res = _fit_one_by_one(m_models, m_trains, m_vals, tc, m_keys,
-                              [lrs[j] for _, j in members])
+    fits = []
+    for epochs in budgets:
+        tc = train_config(args, n_train, cfg, epochs)
+        if args.replications == "vmap":
+            fits.append(fit_members(m_models, m_trains, m_vals, tc, keys=m_keys,
+                                    hyperparams=hyper, progress=False))
+        else:
+            fits.append(_fit_one_by_one(m_models, m_trains, m_vals, tc, m_keys,
+                                        [lrs[j] for _, j in members]))
     t_fit = time.perf_counter() - t0 - t_data
     reps = []
     for r, synth in enumerate(datasets):
-        rows = [k for k, (rr, _) in enumerate(members) if rr == r]
-        val = np.array([res.best_val_rmse[k] for k in rows], np.float64)
-        k = rows[int(np.argmin(np.where(np.isfinite(val), val, np.inf)))]
+        choices = [(b, k) for b in range(len(budgets))
+                   for k, (rr, _) in enumerate(members) if rr == r]
+        val = np.array([fits[b].best_val_rmse[k] for b, k in choices], np.float64)
+        b, k = choices[int(np.argmin(np.where(np.isfinite(val), val, np.inf)))]
+        res = fits[b]
         model = res.models[k]
         offset = float(model.offset[...])
 
@@ -369,7 +379,10 @@ def run_point(cfg: RateConfig, n: int, width: int, levels: int, args) -> dict:
             "stderr": risk.stderr,
             "null_risk": null.value,
             "learning_rate": lrs[members[k][1]],
-            "val_rmse_per_lr": [float(v) for v in val],
+            "epoch_budget": budgets[b],
+            "val_rmse_per_choice": [
+                {"epochs": budgets[bb], "learning_rate": lrs[members[kk][1]],
+                 "val_rmse": float(v)} for (bb, kk), v in zip(choices, val)],
             "best_epoch": float(res.best_epoch[k]),
             "epochs_run": float(res.epochs_run[k]),
             "val_rmse": float(res.best_val_rmse[k]),
@@ -382,10 +395,11 @@ def run_point(cfg: RateConfig, n: int, width: int, levels: int, args) -> dict:
         "params_per_tower": params_per_tower(width, args.hidden_layers, args.ambient_dim,
                                              args.embedding_dim),
         "levels": levels,
-        "batch_size": tc.batch_size,
+        "batch_size": batch_size(n_train, args),
         "learning_rates": lrs,
-        "epochs_run": float(np.max(res.epochs_run)),
-        "stop_reason": "/".join(sorted({str(r) for r in res.stop_reason})),
+        "epoch_budgets": budgets,
+        "epochs_run": float(max(np.max(f.epochs_run) for f in fits)),
+        "stop_reason": "/".join(sorted({str(r) for f in fits for r in f.stop_reason})),
         "data_seconds": t_data,
         "fit_seconds": t_fit,
         "mc_seconds": time.perf_counter() - t0 - t_data - t_fit,
@@ -788,13 +802,13 @@ def build_parser() -> argparse.ArgumentParser:
                         "ratings with the step sizes by √ of the batch (default "
                         f"{CPU_DEFAULTS['batch_scaling']}; with --gpu "
                         f"{GPU_DEFAULTS['batch_scaling']})")
-    g.add_argument("--max-epochs", type=int, default=None,
-                   help="epoch budget at every |Ω| (default 100 · max(1, 2^(4−d)): 400 at "
-                        "d = 2, 100 at d ≥ 4)")
+    g.add_argument("--max-epochs", type=int, nargs="+", default=None,
+                   help="epoch budgets tried per replication, the best validation kept "
+                        "(default 100 and 100 · 2^(4−d): 100 and 400 at d = 2, 100 at d ≥ 4)")
     g.add_argument("--penalty-weight", type=float, default=1e-5,
                    help="λ of the L2 penalty (default %(default)s)")
     g.add_argument("--check-epochs", type=int, default=None,
-                   help="epochs between validation checks (default a tenth of the budget)")
+                   help="epochs between validation checks (default a tenth of each budget)")
     g.add_argument("--patience", type=int, default=4,
                    help="checks without improvement before stopping (default %(default)s)")
     g.add_argument("--workers", type=int, default=None,
@@ -859,6 +873,8 @@ def _validate(args, configs: list[RateConfig]) -> None:
                          "1 <= min-width <= max-width")
     if any(c.d > args.ambient_dim for c in configs):
         raise ValueError(f"--ambient-dim={args.ambient_dim} is below a configuration's d")
+    if args.max_epochs is not None and min(args.max_epochs) < 1:
+        raise ValueError(f"--max-epochs={args.max_epochs} must be >= 1")
     if not all(lr > 0 for lr in args.learning_rates) or args.anneal < 1:
         raise ValueError("--learning-rates must be > 0 and --anneal >= 1")
     for c in configs:
@@ -918,7 +934,7 @@ class Planner:
             width = schedule_widths(cfg, [n], self.args)[n]
             params = params_per_tower(width, self.args.hidden_layers, self.args.ambient_dim,
                                       self.args.embedding_dim)
-            out.append((float(n) * epoch_budget(cfg, self.args) * params, cfg, n))
+            out.append((float(n) * sum(epoch_budgets(cfg, self.args)) * params, cfg, n))
         return out
 
     def done(self, cfg: RateConfig, n: int, result: dict) -> None:

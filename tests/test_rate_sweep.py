@@ -232,19 +232,49 @@ def test_width_for_params_inverts_the_parameter_count(sweep, width, layers, d_in
     assert sweep.width_for_params(count, layers, d_in, p) == pytest.approx(width, abs=1e-6)
 
 
-def test_the_epoch_budget_grows_as_d_falls(sweep):
+def test_the_epoch_budgets_tried_grow_as_d_falls(sweep):
     args = _args(sweep)
-    budgets = {d: sweep.epoch_budget(sweep.RateConfig(1.0, d), args) for d in (1, 2, 4, 8)}
-    assert budgets == {1: 800, 2: 400, 4: 100, 8: 100}
-    # The same number of samples at each configuration's first grid point for d <= 4.
-    assert budgets[2] * sweep.default_n_min(sweep.RateConfig(1.0, 2)) == \
-        budgets[4] * sweep.default_n_min(sweep.RateConfig(1.0, 4))
-    assert sweep.epoch_budget(sweep.RateConfig(1.0, 2), _args(sweep, "--max-epochs", "7")) == 7
+    budgets = {d: sweep.epoch_budgets(sweep.RateConfig(1.0, d), args) for d in (1, 2, 4, 8)}
+    assert budgets == {1: [100, 800], 2: [100, 400], 4: [100], 8: [100]}
+    # The larger budget sees as many samples at each configuration's first point.
+    assert 400 * sweep.default_n_min(sweep.RateConfig(1.0, 2)) == \
+        100 * sweep.default_n_min(sweep.RateConfig(1.0, 4))
+    one = _args(sweep, "--max-epochs", "7")
+    assert sweep.epoch_budgets(sweep.RateConfig(1.0, 2), one) == [7]
+    assert sweep.epoch_budgets(sweep.RateConfig(1.0, 8),
+                               _args(sweep, "--max-epochs", "200", "50", "200")) == [50, 200]
     tc = sweep.train_config(args, 12800, sweep.RateConfig(1.0, 2))
     assert tc.max_epochs == 400 and tc.eval_every_epochs == 40
-    # The step size falls by --anneal over the budget, with no floor reached before.
+    short = sweep.train_config(args, 12800, sweep.RateConfig(1.0, 2), epochs=100)
+    assert short.max_epochs == 100 and short.eval_every_epochs == 10
+    # The step size falls by --anneal over each budget, with no floor reached before.
     assert tc.decay_rate ** 400 == pytest.approx(1 / 300)
+    assert short.decay_rate ** 100 == pytest.approx(1 / 300)
     assert tc.min_learning_rate < tc.learning_rate / 300
+
+
+def test_each_replication_keeps_its_best_validation_choice(sweep, monkeypatch):
+    # Training replaced by fixed validation RMSEs per (budget, replication, step
+    # size): the kept choice is each replication's lowest of its four.
+    rmse = {4: [[0.9, 0.8], [0.5, 0.7]], 8: [[0.6, 0.85], [0.65, 0.4]]}
+
+    def fake_fit(models, trains, vals, config, *, keys, hyperparams, progress):
+        best = np.array(rmse[config.max_epochs]).reshape(-1)
+        r = len(models)
+        return sweep.FitResult(models=tuple(models), history=None, best_epoch=np.ones(r),
+                               best_val_rmse=best, epochs_run=np.ones(r),
+                               stop_reason=(sweep.StopReason("max_epochs"),) * r, seconds=0.0,
+                               tower_mode="rating", learning_rate=np.ones(r),
+                               penalty_weight=np.ones(r))
+
+    monkeypatch.setattr(sweep, "fit_members", fake_fit)
+    args = _args(sweep, "--reps", "2", "--max-epochs", "8", "4", "--learning-rates", "0.01",
+                 "0.03", "--mc-size", "20")
+    point = sweep.run_point(sweep.RateConfig(1.0, 1), 60, 4, 2, args)
+    assert point["epoch_budgets"] == [4, 8] and point["learning_rates"] == [0.01, 0.03]
+    kept = [(rep["epoch_budget"], rep["learning_rate"], rep["val_rmse"]) for rep in point["reps"]]
+    assert kept == [(8, 0.01, 0.6), (8, 0.03, 0.4)]
+    assert [len(rep["val_rmse_per_choice"]) for rep in point["reps"]] == [4, 4]
 
 
 def test_grids(sweep):
@@ -313,7 +343,7 @@ NOT_A_POINT_SETTING = {"configs", "grid", "n_min", "n_max", "n_points", "n_cap",
 
 CHANGES = {"reps": 7, "seed": 1, "ambient_dim": 12, "embedding_dim": 2, "noise_var": 0.5,
            "width": 32, "hidden_layers": 3, "learning_rates": [0.02],
-           "anneal": 100.0, "batch_size": 128, "batch_scaling": "sqrt", "max_epochs": 50,
+           "anneal": 100.0, "batch_size": 128, "batch_scaling": "sqrt", "max_epochs": [50],
            "penalty_weight": 1e-4, "check_epochs": 5, "patience": 8,
            "replications": "sequential", "val_fraction": 0.25, "mc_size": 500}
 
@@ -404,7 +434,8 @@ def test_replications_alone_in_parallel_workers_or_under_forced_gpu_defaults(swe
     for p, q in zip(together[0]["points"], alone[0]["points"]):
         for a, b in zip(p["reps"], q["reps"]):
             assert a["best_epoch"] == b["best_epoch"]
-            assert a["learning_rate"] == b["learning_rate"]
+            assert (a["learning_rate"], a["epoch_budget"]) == (b["learning_rate"],
+                                                               b["epoch_budget"])
             assert a["excess_risk"] == pytest.approx(b["excess_risk"], rel=1e-3)
     # --gpu forced on a CPU, with the points in two worker processes: the GPU
     # defaults apply where no flag is given, and a point's numbers do not depend on
