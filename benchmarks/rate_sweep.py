@@ -5,10 +5,9 @@ data sets from :func:`ttm_jax.data.holder.make_holder_synthetic` (β-smooth true
 maps on a d-dimensional support, |Ω| iid pairs from μ_u × μ_i; replication r keeps
 one truth at every |Ω|), trains one two-tower model per data set, step size and
 epoch budget (every replication and step size of a point in one ``vmap``,
-:func:`ttm_jax.fit_members`),
-keeps per replication the choice with the best validation RMSE, and estimates
-the excess risk ``‖R̂ − R*‖²_{L2(μ_u × μ_i)}`` by Monte Carlo on fresh users and
-items (:func:`ttm_jax.excess_risk`).
+:func:`ttm_jax.fit_members`), keeps per replication the choice with the best
+validation RMSE, and estimates the excess risk ``‖R̂ − R*‖²_{L2(μ_u × μ_i)}`` by
+Monte Carlo on fresh users and items (:func:`ttm_jax.excess_risk`).
 
 Then, per configuration, a mechanical window rule (docs/rate_sweep.md §0)
 picks the |Ω| where the curve is in its asymptotic regime, extending the grid
