@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import functools
 import json
 import resource
 import sys
@@ -42,8 +43,9 @@ from pathlib import Path
 
 import jax
 import numpy as np
-from common import machine
+from common import ResultCache, machine
 
+import ttm_jax
 from ttm_jax import (
     ModelConfig,
     TrainConfig,
@@ -205,13 +207,21 @@ def main(argv=None) -> list[dict]:
     contenders = configs(args.quick)
     args.out.mkdir(parents=True, exist_ok=True)
     stem = "time_to_accuracy" + ("_quick" if args.quick else "")
+    cache = ResultCache(args.out / f"{stem}_cache")
     t0 = time.perf_counter()
     records = []
     for setting in settings:
         for seed in seeds:
             # Adjacent runs of the two, so that both meet the same machine load.
             for name, (model_cfg, train_cfg, refit) in contenders.items():
-                rec = run(setting, seed, name, model_cfg, train_cfg, refit, n_ratings, args.every)
+                # Each run is saved as it ends, so an interrupted benchmark resumes; the
+                # key holds everything that determines it.
+                key = dict(setting=list(setting), seed=seed, config=name, model=repr(model_cfg),
+                           train=repr(train_cfg), refit=refit, n_ratings=n_ratings,
+                           every=args.every, ttm_jax=ttm_jax.__version__)
+                rec = cache.get(f"{stem}-{'x'.join(map(str, setting))}-s{seed}-{name}",
+                                functools.partial(run, setting, seed, name, model_cfg,
+                                                  train_cfg, refit, n_ratings, args.every), key)
                 records.append(rec)
                 print(f"{tuple(setting)} seed {seed} {name}: test RMSE {rec['test_rmse']:.4f} in "
                       f"{rec['seconds']:.0f} s (best epoch {rec['best_epoch']:g}, refit "

@@ -280,4 +280,5 @@ def test_the_documented_outputs_are_what_the_commands_print(walkthrough):
         if "…" in lines:  # the rest is elided in the docs
             cut = lines.index("…")
             lines, printed = lines[:cut], printed[:cut]
-        assert lines == printed, "docs/cli.md shows:\n" + block + "\nbut it printed:\n" + "\n".join(printed)
+        assert lines == printed, (
+            "docs/cli.md shows:\n" + block + "\nbut it printed:\n" + "\n".join(printed))
