@@ -72,14 +72,32 @@ QUICK = dict(settings=((200, 200, 5),), n_ratings=6000, seeds=(0,),
                                     max_epochs=40, eval_every_epochs=5, patience=3), "scratch"))
 
 
-def configs(quick: bool) -> dict[str, tuple[ModelConfig, TrainConfig, str]]:
-    """The two contenders, by name: ``(model, training, refit mode)``."""
+#: Alternatives to today's default tried while choosing it (``--candidates``): each is
+#: ``TrainConfig()`` with these fields changed, and the same model and warm refit.
+CANDIDATES = {
+    "decay1000": dict(decay_epochs=1000.0),
+    "b65k-lr4.8e-2": dict(batch_size=65536, learning_rate=4.8e-2),
+    "decay700": dict(decay_epochs=700.0),
+    "decay500": dict(decay_epochs=500.0),
+    "decay700-3000ep": dict(decay_epochs=700.0, max_epochs=3000),
+}
+
+
+def configs(quick: bool, candidates=(), reference: bool = True
+            ) -> dict[str, tuple[ModelConfig, TrainConfig, str]]:
+    """The contenders, by name: ``(model, training, refit mode)``; the reference and the
+    default unless told otherwise, then any ``candidates`` (names of :data:`CANDIDATES`)."""
+    if not quick:
+        out = {"reference": REFERENCE} if reference else {}
+        out["default"] = (ModelConfig(), TrainConfig(), "warm")
+        for name in candidates:
+            out[name] = (ModelConfig(), TrainConfig(**CANDIDATES[name]), "warm")
+        return out
     if quick:
         ref_model, _, _ = QUICK["reference"]
         return {"reference": QUICK["reference"],
                 "default": (ref_model, TrainConfig(max_epochs=40, eval_every_epochs=5,
                                                    patience=3), "warm")}
-    return {"reference": REFERENCE, "default": (ModelConfig(), TrainConfig(), "warm")}
 
 
 def run(setting, seed: int, name: str, model_cfg: ModelConfig, train_cfg: TrainConfig,
@@ -174,11 +192,11 @@ def figure(records: list[dict], settings, path: Path) -> None:
         mine = [r for r in records if tuple(r["setting"]) == tuple(setting)]
         for r in mine:
             t, _, _, rmse = zip(*r["curve"])
-            ax.plot(t, rmse, color=colors[r["config"]], lw=1.2,
+            ax.plot(t, rmse, color=colors.get(r["config"]), lw=1.2,
                     ls="-" if r["seed"] == 0 else "--",
                     label=f"{r['config']}, seed {r['seed']}: {r['test_rmse']:.3f} in "
                           f"{r['seconds']:.0f} s")
-            ax.plot([r["seconds"]], [r["test_rmse"]], "o", color=colors[r["config"]])
+            ax.plot([r["seconds"]], [r["test_rmse"]], "o", color=colors.get(r["config"]))
         for r in (r for r in mine if r["config"] == "reference"):
             ax.axhline(r["test_rmse"], color="tab:grey", lw=0.6, ls=":")
         ax.set_xscale("log")
@@ -197,16 +215,25 @@ def figure(records: list[dict], settings, path: Path) -> None:
 def main(argv=None) -> list[dict]:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    ap.add_argument("--settings", type=int, nargs="+", choices=range(1, len(SETTINGS) + 1),
+                    default=list(range(1, len(SETTINGS) + 1)),
+                    help="which of (1500, 1500, 20), (1500, 1500, 30), 1-based")
+    ap.add_argument("--candidates", nargs="+", choices=sorted(CANDIDATES), default=[],
+                    help="also train these alternatives to the default (probes: choose "
+                         "them on seeds the verdict does not use)")
+    ap.add_argument("--no-reference", action="store_true",
+                    help="leave the reference out (with --candidates: a probe, no verdict)")
     ap.add_argument("--every", type=int, default=5, help="score the test set every N checks")
     ap.add_argument("--quick", action="store_true", help="a small smoke run")
     ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "out")
     args = ap.parse_args(argv)
-    settings = QUICK["settings"] if args.quick else SETTINGS
+    settings = QUICK["settings"] if args.quick else [SETTINGS[i - 1] for i in args.settings]
     seeds = QUICK["seeds"] if args.quick else args.seeds
     n_ratings = QUICK["n_ratings"] if args.quick else N_RATINGS
-    contenders = configs(args.quick)
+    contenders = configs(args.quick, args.candidates, reference=not args.no_reference)
     args.out.mkdir(parents=True, exist_ok=True)
-    stem = "time_to_accuracy" + ("_quick" if args.quick else "")
+    stem = ("time_to_accuracy" + ("_quick" if args.quick else "")
+            + ("_probe" if args.no_reference else ""))
     cache = ResultCache(args.out / f"{stem}_cache")
     t0 = time.perf_counter()
     records = []

@@ -253,7 +253,7 @@ def test_version_is_the_installed_ones(capsys):
     assert ttm_jax.__version__ == importlib.metadata.version("ttm_jax")
 
 
-def _shown_outputs(text: str):
+def shown_outputs(text: str):
     """``(commands run so far, shown output)`` for each plain block after a bash block."""
     seen, previous = 0, None
     for lang, body in re.findall(r"```(\w*)\n(.*?)```", text, flags=re.S):
@@ -268,7 +268,7 @@ def test_the_documented_outputs_are_what_the_commands_print(walkthrough):
     # Every example output in docs/cli.md is produced by running it: a changed default or
     # message that is not carried into the docs fails here (paste the "printed" text).
     folder, logs = walkthrough
-    shown = list(_shown_outputs(DOC.read_text()))
+    shown = list(shown_outputs(DOC.read_text()))
     assert len(shown) >= 3
     for n_commands, block in shown:
         lines = block.rstrip("\n").split("\n")
@@ -281,4 +281,5 @@ def test_the_documented_outputs_are_what_the_commands_print(walkthrough):
             cut = lines.index("…")
             lines, printed = lines[:cut], printed[:cut]
         assert lines == printed, (
-            "docs/cli.md shows:\n" + block + "\nbut it printed:\n" + "\n".join(printed))
+            "docs/cli.md shows:\n" + block + "\nbut it printed:\n" + "\n".join(printed)
+            + "\n(after a deliberate change: python tests/regenerate_cli_doc.py)")
