@@ -943,7 +943,7 @@ class Planner:
         self.state[cfg]["points"][n] = result
         self.computed += 1
         self.bar.update(1)
-        if self.bar.disable and not self.args.no_progress:
+        if getattr(self.bar, "disable", False) and not self.args.no_progress:
             # No terminal (a log file, CI): one line per point instead of a bar.
             print(f"rate sweep: {cfg.label} |Ω|={n} done in {result['seconds']:.0f} s "
                   f"(point {self.computed + self.cached} of {self.bar.total} planned)",

@@ -167,3 +167,20 @@ def test_the_readme_table1_rows_are_the_committed_caches_means():
         row = (f"| **{refit:.3f}** ({refit_se:.3f}) | {plain_cell} | {best_mean:.3f} "
                f"({name[best]}) | {PAPER_TTM[s]:.3f}")
         assert row in table, row
+
+
+# --- training step ----------------------------------------------------------------
+
+def test_the_training_step_figures_are_the_published_runs():
+    speed = json.loads((RESULTS / "train_speed.json").read_text())
+    (row,) = [r for r in speed["rows"] if r["batch_size"] == 32768]
+    bullet = " ".join(_readme_bullet("Training step").split())
+    assert f"{row['entity_per_s']:,.0f} ratings per second" in bullet
+    assert f"{row['ratio']:.2f}×" in bullet
+    fractions = [r[f"{m}_peak_fraction"] for r in speed["rows"] for m in ("rating", "entity")
+                 if r["batch_size"] >= 4096]
+    assert f"{min(fractions):.2f}–{max(fractions):.2f} of a matmul" in bullet
+    section = _section(RESULTS_MD, "## 2.")
+    assert f"**{speed['meta']['matmul_peak_gflops']:.1f} GFLOP/s**" in section
+    for r in speed["rows"]:
+        assert f"{r['entity_per_s']:,.0f}" in section and f"{r['rating_per_s']:,.0f}" in section
