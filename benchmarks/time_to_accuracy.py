@@ -87,17 +87,16 @@ def configs(quick: bool, candidates=(), reference: bool = True
             ) -> dict[str, tuple[ModelConfig, TrainConfig, str]]:
     """The contenders, by name: ``(model, training, refit mode)``; the reference and the
     default unless told otherwise, then any ``candidates`` (names of :data:`CANDIDATES`)."""
-    if not quick:
-        out = {"reference": REFERENCE} if reference else {}
-        out["default"] = (ModelConfig(), TrainConfig(), "warm")
-        for name in candidates:
-            out[name] = (ModelConfig(), TrainConfig(**CANDIDATES[name]), "warm")
-        return out
     if quick:
         ref_model, _, _ = QUICK["reference"]
         return {"reference": QUICK["reference"],
                 "default": (ref_model, TrainConfig(max_epochs=40, eval_every_epochs=5,
                                                    patience=3), "warm")}
+    out = {"reference": REFERENCE} if reference else {}
+    out["default"] = (ModelConfig(), TrainConfig(), "warm")
+    for name in candidates:
+        out[name] = (ModelConfig(), TrainConfig(**CANDIDATES[name]), "warm")
+    return out
 
 
 def run(setting, seed: int, name: str, model_cfg: ModelConfig, train_cfg: TrainConfig,

@@ -24,12 +24,10 @@ def main() -> None:
     folder, logs = test_cli.run_walkthrough(text, Path(tempfile.mkdtemp()))
     new = text
     for n, block in test_cli.shown_outputs(text):
-        if block.split("\n", 1)[0] == "user,rank,item,score":
-            printed = (folder / "recs.csv").read_text().rstrip("\n").split("\n")
-            out = "\n".join(printed[:3] + ["…"]) + "\n"
-        else:
-            out = logs[n - 1][1].replace(str(folder.resolve()), "/…")
-        new = new.replace("```\n" + block + "```", "```\n" + out + "```", 1)
+        printed = test_cli.printed_output(block, n, folder, logs)
+        if "…" in block.split("\n"):  # the docs show the first lines only
+            printed = printed[:block.split("\n").index("…")] + ["…"]
+        new = new.replace("```\n" + block + "```", "```\n" + "\n".join(printed) + "\n```", 1)
     DOC.write_text(new)
     print(f"rewrote {DOC}" if new != text else f"{DOC} already matches")
 

@@ -264,6 +264,15 @@ def shown_outputs(text: str):
         previous = lang
 
 
+def printed_output(block: str, n_commands: int, folder: Path, logs) -> list[str]:
+    """The lines that the walkthrough printed where docs/cli.md shows ``block``: the
+    recommendations file for a CSV block, else the last command's output, its
+    temporary folder written ``/…``."""
+    if block.split("\n", 1)[0] == "user,rank,item,score":
+        return (folder / "recs.csv").read_text().rstrip("\n").split("\n")
+    return logs[n_commands - 1][1].replace(str(folder.resolve()), "/…").rstrip("\n").split("\n")
+
+
 def test_the_documented_outputs_are_what_the_commands_print(walkthrough):
     # Every example output in docs/cli.md is produced by running it: a changed default or
     # message that is not carried into the docs fails here (paste the "printed" text).
@@ -272,11 +281,7 @@ def test_the_documented_outputs_are_what_the_commands_print(walkthrough):
     assert len(shown) >= 3
     for n_commands, block in shown:
         lines = block.rstrip("\n").split("\n")
-        if lines[0] == "user,rank,item,score":
-            printed = (folder / "recs.csv").read_text().rstrip("\n").split("\n")
-        else:
-            out = logs[n_commands - 1][1].replace(str(folder.resolve()), "/…")
-            printed = out.rstrip("\n").split("\n")
+        printed = printed_output(block, n_commands, folder, logs)
         if "…" in lines:  # the rest is elided in the docs
             cut = lines.index("…")
             lines, printed = lines[:cut], printed[:cut]
