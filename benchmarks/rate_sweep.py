@@ -1,22 +1,24 @@
 """Measured convergence rate of the two-tower model against Theorem 2 (SPEC §5).
 
-For each configuration (β, d) and each |Ω| on a geometric grid, draws
-``--reps`` independent data sets from :func:`ttm_jax.data.holder.make_holder_synthetic`
-(β-smooth true maps on a d-dimensional support, |Ω| iid pairs from μ_u × μ_i),
-trains one two-tower model per data set (all replications of a point in one
-``vmap``, :func:`ttm_jax.fit_members`), and estimates the excess risk
-``‖R̂ − R*‖²_{L2(μ_u × μ_i)}`` by Monte Carlo on fresh users and items
-(:func:`ttm_jax.excess_risk`; noise excluded). Then fits the log-log slope with
-``theory.fit_rate`` (plain, and with Theorem 2's (log|Ω|)² divided out) and
-compares it with ``theory.theorem2_exponent(β, d, d) = 2β/(2β + d)``.
+For each configuration (β, d) and each |Ω| on a doubling grid, draws ``--reps``
+data sets from :func:`ttm_jax.data.holder.make_holder_synthetic` (β-smooth true
+maps on a d-dimensional support, |Ω| iid pairs from μ_u × μ_i; replication r keeps
+one truth at every |Ω|), trains one two-tower model per data set, step size and
+epoch budget (every replication and step size of a point in one ``vmap``,
+:func:`ttm_jax.fit_members`), keeps per replication the choice with the best
+validation RMSE, and estimates the excess risk ``‖R̂ − R*‖²_{L2(μ_u × μ_i)}`` by
+Monte Carlo on fresh users and items (:func:`ttm_jax.excess_risk`).
 
-Tower width follows Theorem 2's schedule ``W ∝ |Ω|^{d/(2β+d)} log|Ω|`` effective
-parameters per tower (``theory.theorem2_width``), its constant set per
-configuration so the largest |Ω| gets ``--max-width`` hidden units; or
-``--fixed-width``. See docs/rate_sweep.md.
+Then, per configuration, a mechanical window rule (docs/rate_sweep.md §0)
+picks the |Ω| where the curve is in its asymptotic regime, extending the grid
+by doubling |Ω| when it must; the rate ``a`` (excess risk ≈ c |Ω|^{−a}) is
+fitted over that window with one slope per replication
+(``theory.fit_rate(method="per_replication")``) and compared with
+``theory.theorem2_exponent(β, d, d) = 2β/(2β + d)``; pairs of configurations
+are ordered only from disjoint intervals (``theory.rate_ordering``).
 
-Run:  python benchmarks/rate_sweep.py            (default sweep: 4–8 minutes on 2 shared cores)
-      python benchmarks/rate_sweep.py --quick    (smoke run: 20–35 seconds)
+Run:  python benchmarks/rate_sweep.py            (default sweep; see RESULTS.md §3 for its time)
+      python benchmarks/rate_sweep.py --quick    (smoke run: seconds)
 Writes OUT/rate_sweep.png, OUT/rate_sweep.json, OUT/rate_sweep.md and a cache
 OUT/rate_sweep_cache/ (one JSON per configuration and |Ω|; reruns resume, --fresh redoes).
 """
@@ -28,7 +30,7 @@ import dataclasses
 import datetime
 import json
 import math
-import platform
+import os
 import shutil
 import sys
 import time
@@ -36,7 +38,8 @@ from pathlib import Path
 
 import jax
 import numpy as np
-from common import ResultCache
+from common import ResultCache, machine
+from scipy import stats
 from tqdm.auto import tqdm
 
 import theory
@@ -54,9 +57,29 @@ from ttm_jax import (
     init_model,
 )
 from ttm_jax.data.holder import default_levels, make_holder_synthetic
+from ttm_jax.optim import Hyperparams
 
-DEFAULT_CONFIGS = "inf:2,1:2,1:4,1:8"
-CACHE_VERSION = 2
+CACHE_VERSION = 3
+
+#: The window rule's constants (docs/rate_sweep.md §0), fixed before the run.
+LEARNT_SHARE = 0.2
+MIN_WINDOW = 4
+CONFIDENCE = 0.95
+
+#: What ``--gpu`` changes (auto: on when ``jax.default_backend() == "gpu"``). The
+#: CPU defaults fit the 10-minute budget on 2 cores; an accelerator spends its
+#: speed on larger |Ω| (one more doubling in the base grid, extensions up to
+#: 1,024,000 pairs), d = 8 and β = 2, more replications, and batches that grow
+#: with |Ω|.
+CPU_DEFAULTS = dict(configs="1:2,1:4,2:2", n_points=5, n_cap=32000, reps=6,
+                    batch_scaling="fixed")
+GPU_DEFAULTS = dict(configs="1:2,1:4,1:8,2:2,inf:2", n_points=6, n_cap=1024000, reps=10,
+                    batch_scaling="sqrt")
+
+#: The ``--quick`` smoke run: two configurations, a tiny grid, few epochs.
+QUICK = dict(configs="inf:2,1:2", grid=[300, 600, 1200], n_cap=1200, reps=2,
+             width_schedule="fixed", width=16, max_epochs=[30], check_epochs=5, mc_size=300,
+             patience=3, learning_rates=[1e-2])
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,8 +96,11 @@ class RateConfig:
 
     @property
     def title(self) -> str:
-        b = "∞" if math.isinf(self.beta) else f"{self.beta:g}"
-        return f"β = {b}, d = {self.d}"
+        return f"β = {self.beta_text}, d = {self.d}"
+
+    @property
+    def beta_text(self) -> str:
+        return "∞" if math.isinf(self.beta) else f"{self.beta:g}"
 
     @property
     def predicted(self) -> float:
@@ -114,6 +140,31 @@ def geometric_grid(n_min: int, n_max: int, n_points: int) -> list[int]:
     return [int(n) for n in grid]
 
 
+def default_n_min(cfg: RateConfig) -> int:
+    """The base grid's first |Ω|, ``250 · 2^d``: the coarsest level of a β-smooth truth has
+    ``2^d`` signs per output, and the take-off ends at a multiple of that (d = 2: 1000,
+    d = 4: 4000, d = 8: 64000)."""
+    return 250 * 2**cfg.d
+
+
+def base_grid(cfg: RateConfig, args) -> list[int]:
+    """The |Ω| computed before the window rule asks for more: ``--grid``, a geometric grid
+    from ``--n-min`` to ``--n-max``, or ``--n-points`` doublings from ``--n-min``
+    (default :func:`default_n_min`)."""
+    if args.grid:
+        return sorted(set(args.grid))
+    n_min = args.n_min or default_n_min(cfg)
+    if args.n_max:
+        return geometric_grid(n_min, args.n_max, args.n_points)
+    return [n_min * 2**k for k in range(args.n_points)]
+
+
+def grid_cap(grid: list[int], args) -> int:
+    """The largest |Ω| the window rule may extend to: ``--n-cap``, never below the base
+    grid's top."""
+    return max(int(args.n_cap), max(grid))
+
+
 def params_per_tower(width: int, hidden_layers: int, in_dim: int, out_dim: int) -> int:
     """Weights and biases of one tower with ``hidden_layers`` layers of ``width`` (``Z`` if dense)."""
     widths = [in_dim] + [width] * hidden_layers + [out_dim]
@@ -137,13 +188,16 @@ def width_for_params(params: float, hidden_layers: int, in_dim: int, out_dim: in
 
 
 def schedule_widths(cfg: RateConfig, grid: list[int], args) -> dict[int, int]:
-    """Hidden width per |Ω|: Theorem 2's ``W = c |Ω|^{d/(2β+d)} log|Ω|`` with ``c`` fixed so
-    the largest |Ω| gets ``--max-width`` units (or ``--fixed-width`` everywhere)."""
-    if args.fixed_width:
-        return {n: int(args.fixed_width) for n in grid}
-    top = params_per_tower(args.max_width, args.hidden_layers, args.ambient_dim,
+    """Hidden width per |Ω|: ``--width`` everywhere (``--width-schedule fixed``), or
+    Theorem 2's ``W = c |Ω|^{d/(2β+d)} log|Ω|`` parameters per tower with ``c`` fixed so
+    that ``--width-anchor`` gets ``--width`` units, clipped to ``[--min-width,
+    --max-width]``. The anchor is one |Ω| for every configuration and grid, so an
+    extension never changes a computed point's width."""
+    if args.width_schedule == "fixed":
+        return {n: int(args.width) for n in grid}
+    ref = params_per_tower(args.width, args.hidden_layers, args.ambient_dim,
                            args.embedding_dim)
-    constant = top / float(theory.theorem2_width(max(grid), cfg.beta, cfg.d, cfg.d))
+    constant = ref / float(theory.theorem2_width(args.width_anchor, cfg.beta, cfg.d, cfg.d))
     out = {}
     for n in grid:
         w = float(theory.theorem2_width(n, cfg.beta, cfg.d, cfg.d, constant=constant))
@@ -152,21 +206,53 @@ def schedule_widths(cfg: RateConfig, grid: list[int], args) -> dict[int, int]:
     return out
 
 
-def train_config(args, n_train: int) -> TrainConfig:
-    """Adam with a per-epoch decaying step; checks every ``--check-epochs`` (at least
-    ``--check-steps`` steps, so small |Ω| is not judged on a handful of steps)."""
-    steps_per_epoch = max(1, math.ceil(n_train / args.batch_size))
-    every = max(args.check_epochs, math.ceil(args.check_steps / steps_per_epoch))
+def batch_size(n_train: int, args) -> int:
+    """Minibatch size at ``n_train`` ratings: ``--batch-size`` (``fixed``), or growing as
+    ``√(n_train / 4096)`` above 4096 ratings (``sqrt``), a multiple of 64 and at most 8192."""
+    if args.batch_scaling == "fixed":
+        return int(args.batch_size)
+    grow = max(1.0, math.sqrt(n_train / 4096.0))
+    return int(min(8192, max(args.batch_size, 64 * round(args.batch_size * grow / 64))))
+
+
+def learning_rates(n_train: int, args) -> list[float]:
+    """The step sizes tried at a point; with ``--batch-scaling sqrt`` each grows with the
+    batch as ``√(B / B₀)`` (the square-root rule for Adam, Malladi et al. 2022)."""
+    scale = math.sqrt(batch_size(n_train, args) / args.batch_size)
+    return [float(lr) * scale for lr in args.learning_rates]
+
+
+def epoch_budgets(cfg: RateConfig, args) -> list[int]:
+    """The epoch budgets tried per replication (the best validation RMSE is kept):
+    ``--max-epochs``, or 100 and ``100 · 2^(4−d)`` (400 at d = 2; 100 alone at d ≥ 4).
+
+    A fixed budget is wrong one way or the other (docs/rate_sweep.md §2): at β = 1,
+    d = 2, 400 instead of 100 epochs lowers the excess risk by 10–20% at |Ω| ≥ 16000,
+    while at β = 2 and β = ∞ it raises it (the step size is still high when those
+    truths are learnt). At d ≥ 4 more epochs gain at most 4% and cost the most, so
+    only 100 are tried there.
+    """
+    if args.max_epochs:
+        return sorted({int(e) for e in args.max_epochs})
+    return sorted({100, 100 * 2 ** max(0, 4 - cfg.d)})
+
+
+def train_config(args, n_train: int, cfg: RateConfig, epochs: int | None = None) -> TrainConfig:
+    """Adam over ``epochs`` (default the largest of :func:`epoch_budgets`), the step size
+    annealed geometrically by ``--anneal`` over the budget, L2 penalty, early stopping."""
+    lrs = learning_rates(n_train, args)
+    epochs = max(epoch_budgets(cfg, args)) if epochs is None else int(epochs)
     return TrainConfig(
         optimizer="adam",
-        learning_rate=args.learning_rate,
-        decay_rate=args.decay_rate,
+        learning_rate=max(lrs),
+        decay_rate=float(args.anneal) ** (-1.0 / epochs),
         decay_epochs=1.0,
-        batch_size=args.batch_size,
-        max_epochs=every * math.ceil(args.max_epochs / every),
+        min_learning_rate=min(lrs) / (10.0 * args.anneal),  # below every annealed step: no floor
+        batch_size=batch_size(n_train, args),
+        max_epochs=epochs,
         penalty="l2",
         penalty_weight=args.penalty_weight,
-        eval_every_epochs=every,
+        eval_every_epochs=args.check_epochs or max(1, epochs // 10),
         patience=args.patience,
     )
 
@@ -180,9 +266,17 @@ def _beta_code(beta: float) -> int:
     return 10**9 if math.isinf(beta) else int(round(beta * 1000))
 
 
+def _json_float(x: float):
+    return "inf" if math.isinf(x) else float(x)
+
+
+def _from_json(x) -> float:
+    return math.inf if x == "inf" else float(x)
+
+
 def point_settings(cfg: RateConfig, n: int, width: int, levels: int, args) -> dict:
     """Everything that determines a point's result; the cache is keyed on it."""
-    tc = train_config(args, n - round(args.val_fraction * n))
+    n_train = n - round(args.val_fraction * n)
     return {
         "version": CACHE_VERSION,
         "beta": _json_float(cfg.beta),
@@ -199,15 +293,20 @@ def point_settings(cfg: RateConfig, n: int, width: int, levels: int, args) -> di
         "val_fraction": args.val_fraction,
         "mc_size": args.mc_size,
         "replications": args.replications,
-        "train": dataclasses.asdict(tc),
+        "learning_rates": learning_rates(n_train, args),
+        "epoch_budgets": epoch_budgets(cfg, args),
+        "train": dataclasses.asdict(train_config(args, n_train, cfg)),
     }
 
 
 def run_point(cfg: RateConfig, n: int, width: int, levels: int, args) -> dict:
-    """Train ``args.reps`` replications at one |Ω| and measure their excess risk."""
-    t0 = time.perf_counter()
+    """Train ``args.reps`` replications × the step sizes × the epoch budgets at one |Ω|,
+    keep each replication's best-validation choice, and measure its excess risk."""
+    t0, cpu0 = time.perf_counter(), time.process_time()
     n_val = round(args.val_fraction * n)
     n_train = n - n_val
+    lrs = learning_rates(n_train, args)
+    budgets = epoch_budgets(cfg, args)
     datasets, trains, vals, models, keys = [], [], [], [], []
     mcfg = ModelConfig(hidden=(width,) * args.hidden_layers, embedding_dim=args.embedding_dim)
     for r in range(args.reps):
@@ -230,13 +329,34 @@ def run_point(cfg: RateConfig, n: int, width: int, levels: int, args) -> dict:
         models.append(init_model(mcfg, train, key=init_key))
         keys.append(fit_key)
     t_data = time.perf_counter() - t0
-    tc = train_config(args, n_train)
-    if args.replications == "vmap":
-        res = fit_members(models, trains, vals, tc, keys=keys, progress=False)
-    else:
-        res = _fit_one_by_one(models, trains, vals, tc, keys)
+    # Member (r, j) is replication r with step size j: the same data, initial
+    # parameters and minibatches for every step size and budget, so the choice
+    # between them is paired.
+    members = [(r, j) for r in range(args.reps) for j in range(len(lrs))]
+    hyper = [Hyperparams(np.float32(lrs[j]), np.float32(args.penalty_weight))
+             for _, j in members]
+    m_models = [models[r] for r, _ in members]
+    m_trains = [trains[r] for r, _ in members]
+    m_vals = [vals[r] for r, _ in members]
+    m_keys = [keys[r] for r, _ in members]
+    fits = []
+    for epochs in budgets:
+        tc = train_config(args, n_train, cfg, epochs)
+        if args.replications == "vmap":
+            fits.append(fit_members(m_models, m_trains, m_vals, tc, keys=m_keys,
+                                    hyperparams=hyper, progress=False))
+        else:
+            fits.append(_fit_one_by_one(m_models, m_trains, m_vals, tc, m_keys,
+                                        [lrs[j] for _, j in members]))
+    t_fit = time.perf_counter() - t0 - t_data
     reps = []
-    for r, (model, synth) in enumerate(zip(res.models, datasets)):
+    for r, synth in enumerate(datasets):
+        choices = [(b, k) for b in range(len(budgets))
+                   for k, (rr, _) in enumerate(members) if rr == r]
+        val = np.array([fits[b].best_val_rmse[k] for b, k in choices], np.float64)
+        b, k = choices[int(np.argmin(np.where(np.isfinite(val), val, np.inf)))]
+        res = fits[b]
+        model = res.models[k]
         offset = float(model.offset[...])
 
         def predict(x_u, x_i, model=model, offset=offset):
@@ -258,9 +378,15 @@ def run_point(cfg: RateConfig, n: int, width: int, levels: int, args) -> dict:
             "excess_risk": risk.value,
             "stderr": risk.stderr,
             "null_risk": null.value,
-            "best_epoch": float(res.best_epoch[r]),
-            "val_rmse": float(res.best_val_rmse[r]),
-            "diverged": bool(res.diverged[r]),
+            "learning_rate": lrs[members[k][1]],
+            "epoch_budget": budgets[b],
+            "val_rmse_per_choice": [
+                {"epochs": budgets[bb], "learning_rate": lrs[members[kk][1]],
+                 "val_rmse": float(v)} for (bb, kk), v in zip(choices, val)],
+            "best_epoch": float(res.best_epoch[k]),
+            "epochs_run": float(res.epochs_run[k]),
+            "val_rmse": float(res.best_val_rmse[k]),
+            "diverged": bool(res.diverged[k]),
         })
     return {
         "n_obs": n,
@@ -269,23 +395,29 @@ def run_point(cfg: RateConfig, n: int, width: int, levels: int, args) -> dict:
         "params_per_tower": params_per_tower(width, args.hidden_layers, args.ambient_dim,
                                              args.embedding_dim),
         "levels": levels,
-        "epochs_run": float(np.max(res.epochs_run)),
-        "stop_reason": "/".join(sorted({str(r) for r in res.stop_reason})),
+        "batch_size": batch_size(n_train, args),
+        "learning_rates": lrs,
+        "epoch_budgets": budgets,
+        "epochs_run": float(max(np.max(f.epochs_run) for f in fits)),
+        "stop_reason": "/".join(sorted({str(r) for f in fits for r in f.stop_reason})),
         "data_seconds": t_data,
-        "fit_seconds": res.seconds,
+        "fit_seconds": t_fit,
+        "mc_seconds": time.perf_counter() - t0 - t_data - t_fit,
         "seconds": time.perf_counter() - t0,
+        "cpu_seconds": time.process_time() - cpu0,
         "reps": reps,
     }
 
 
-def _fit_one_by_one(models, trains, vals, tc, keys) -> FitResult:
-    """``--replications sequential``: each replication through ``ttm_jax.fit`` in turn
+def _fit_one_by_one(models, trains, vals, tc, keys, lrs) -> FitResult:
+    """``--replications sequential``: each member through ``ttm_jax.fit`` in turn
     (the same result as the vmap up to rounding; for timing the two)."""
     t0 = time.perf_counter()
     fits = []
-    for model, train, val, key in zip(models, trains, vals, keys):
+    for model, train, val, key, lr in zip(models, trains, vals, keys, lrs):
+        config = tc.replace(learning_rate=lr, min_learning_rate=tc.min_learning_rate)
         try:
-            fits.append(fit(model, train, val, tc, key=key, progress=False))
+            fits.append(fit(model, train, val, config, key=key, progress=False))
         except TrainingDivergedError as err:
             fits.append(err.result)
     return FitResult(
@@ -302,152 +434,306 @@ def _fit_one_by_one(models, trains, vals, tc, keys) -> FitResult:
     )
 
 
-def _json_float(x: float):
-    return "inf" if math.isinf(x) else float(x)
-
-
 def cache_name(cfg: RateConfig, n: int) -> str:
     """A point's name in the cache: one folder per configuration, one file per |Ω|."""
     return cfg.label.replace("=", "").replace(",", "_") + f"/n{n}"
 
 
-def fit_config(cfg: RateConfig, points: list[dict]) -> dict:
-    """Plain and (log|Ω|)²-corrected rate fits of one configuration."""
+# --------------------------------------------------------------------------- the rules
+
+
+def curve_arrays(points: list[dict]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``|Ω| [k]``, excess risk ``[k, r]`` and trivial predictor's excess risk ``[k, r]``."""
     n = np.array([p["n_obs"] for p in points], np.float64)
     err = np.array([[r["excess_risk"] for r in p["reps"]] for p in points], np.float64)
-    out = {}
-    for name, power in (("plain", 0.0), ("log2", 2.0)):
-        fit = theory.fit_rate(n, err, log_power=power, predicted=cfg.predicted)
-        out[name] = fit._asdict()
+    null = np.array([[r["null_risk"] for r in p["reps"]] for p in points], np.float64)
+    return n, err, null
+
+
+def learnt_share(err: np.ndarray, null: np.ndarray) -> np.ndarray:
+    """``ρ_j``: geometric mean excess risk over replications / mean trivial excess risk."""
+    return np.exp(np.log(err).mean(axis=1)) / null.mean(axis=1)
+
+
+def curvature(n: np.ndarray, err: np.ndarray, confidence: float = CONFIDENCE) -> dict:
+    """Per replication, ``log e = c₀ + c₁ x + c₂ x²`` with ``x`` = log|Ω| centred; the mean
+    ``c₂`` and its t interval over replications. ``curved``: the interval excludes 0."""
+    x = np.log(n) - np.log(n).mean()
+    design = np.stack([np.ones_like(x), x, x * x], axis=1)
+    coef, *_ = np.linalg.lstsq(design, np.log(err), rcond=None)
+    c2 = coef[2]
+    r = c2.size
+    mean = float(c2.mean())
+    half = float(stats.t.ppf(0.5 + confidence / 2, r - 1) * c2.std(ddof=1) / math.sqrt(r))
+    low, high = mean - half, mean + half
+    return {"c2": mean, "ci_low": low, "ci_high": high, "curved": bool(low > 0 or high < 0)}
+
+
+def choose_window(n: np.ndarray, err: np.ndarray, null: np.ndarray, *,
+                  share: float = LEARNT_SHARE, min_points: int = MIN_WINDOW,
+                  confidence: float = CONFIDENCE) -> dict:
+    """The window rule of docs/rate_sweep.md §0 on one configuration's curve.
+
+    Args:
+      n: ``[k]`` increasing |Ω|; err, null: ``[k, r]`` excess risks of the model
+        and of the trivial predictor (r ≥ 2 replications).
+
+    Returns a dict: ``start``, ``stop`` (grid indices, stop exclusive) of the
+    window, ``met`` (the rule holds for it), ``extend`` (the rule asks for the
+    next grid point), ``reason``, ``dropped`` (points removed for curvature, with
+    the curvature that removed each), ``curvature`` of the final window and
+    ``share`` (``ρ_j`` per grid point).
+    """
+    k = len(n)
+    rho = learnt_share(err, null)
+    start = k
+    while start > 0 and rho[start - 1] <= share:
+        start -= 1
+    out = {"share": [float(x) for x in rho], "dropped": [], "curvature": None}
+    if k - start < min_points:
+        lo = max(0, k - min_points)
+        return {**out, "start": lo, "stop": k, "met": False, "extend": True,
+                "reason": f"only {k - start} grid point(s) with excess risk ≤ {share:g} × the "
+                          f"trivial predictor's; the rule needs {min_points}"}
+    while True:
+        curv = curvature(n[start:], err[start:], confidence)
+        if not curv["curved"]:
+            return {**out, "start": start, "stop": k, "met": True, "extend": False,
+                    "curvature": curv,
+                    "reason": f"{k - start} learnt points, no curvature (c₂ "
+                              f"[{curv['ci_low']:.3f}, {curv['ci_high']:.3f}] contains 0)"}
+        if k - start > min_points:
+            out["dropped"].append({"n_obs": float(n[start]), **curv})
+            start += 1
+            continue
+        return {**out, "start": start, "stop": k, "met": False, "extend": True,
+                "curvature": curv,
+                "reason": f"the top {min_points} learnt points are still curved (c₂ "
+                          f"[{curv['ci_low']:.3f}, {curv['ci_high']:.3f}] excludes 0)"}
+
+
+def local_slopes(n: np.ndarray, err: np.ndarray, confidence: float = CONFIDENCE) -> list[dict]:
+    """Rate between each pair of neighbouring grid points: one slope per replication,
+    their mean and t interval (``theory.fit_rate(method="per_replication")``)."""
+    out = []
+    for j in range(len(n) - 1):
+        f = theory.fit_rate(n[j:j + 2], err[j:j + 2], method="per_replication",
+                            confidence=confidence)
+        out.append({"n_low": float(n[j]), "n_high": float(n[j + 1]), "exponent": f.exponent,
+                    "ci_low": f.ci_low, "ci_high": f.ci_high})
     return out
 
 
-def summarize(results: list[dict]) -> list[str]:
-    """The printed table and the d-ordering check, as lines of Markdown."""
-    lines = [
-        "| β | d | predicted 2β/(2β+d) | measured (plain) ± 95% CI | verdict (plain) "
-        "| measured ((log|Ω|)² divided out) ± 95% CI | verdict (Theorem 2 form) "
-        "| excess risk, smallest → largest |Ω| | training-mean predictor |",
-        "|---|---|---|---|---|---|---|---|---|",
+def fit_window(cfg: RateConfig, points: list[dict], window: dict) -> dict:
+    """Plain and (log|Ω|)²-corrected per-replication fits over the window."""
+    n, err, _ = curve_arrays(points[window["start"]:window["stop"]])
+    out = {}
+    for name, power in (("plain", 0.0), ("log2", 2.0)):
+        f = theory.fit_rate(n, err, log_power=power, predicted=cfg.predicted,
+                            method="per_replication", confidence=CONFIDENCE)
+        out[name] = f._asdict()
+    return out
+
+
+def orderings(results: list[dict]) -> list[dict]:
+    """Neighbouring configurations compared by their plain intervals: in d at each β, in β
+    at each d. ``as_predicted``: resolved with the smaller d (larger β) faster."""
+    out = []
+    for kind, fixed_key, vary_key in (("d", "beta", "d"), ("β", "d", "beta")):
+        groups: dict[str, list[dict]] = {}
+        for res in results:
+            groups.setdefault(str(res[fixed_key]), []).append(res)
+        for group in groups.values():
+            group = sorted(group, key=lambda r: _from_json(r[vary_key]))
+            for a, b in zip(group, group[1:]):
+                # Theorem 2: smaller d is faster; larger β is faster.
+                fast, slow = (a, b) if kind == "d" else (b, a)
+                o = theory.rate_ordering(theory.RateFit(**fast["fits"]["plain"]),
+                                         theory.RateFit(**slow["fits"]["plain"]))
+                out.append({
+                    "kind": kind,
+                    "fixed": f"{'β' if kind == 'd' else 'd'} = "
+                             f"{_config_of(a).beta_text if kind == 'd' else a['d']}",
+                    "predicted_faster": fast["label"],
+                    "predicted_slower": slow["label"],
+                    "resolved": o.resolved,
+                    "as_predicted": None if not o.resolved else o.faster == "a",
+                    "reason": o.reason,
+                    "both_windows_met": bool(fast["window"]["met"] and slow["window"]["met"]),
+                })
+    return out
+
+
+def _config_of(res: dict) -> RateConfig:
+    return RateConfig(_from_json(res["beta"]), int(res["d"]))
+
+
+# --------------------------------------------------------------------------- output
+
+
+HEADER = [
+    "a: the measured rate, excess risk ≈ c·|Ω|^(−a); one least-squares slope per replication "
+    "over the window, their mean and 95% t interval over replications.",
+    "consistent: the interval reaches the predicted a = 2β/(2β+d) or above (one-sided: "
+    "Theorem 2 is an upper bound, so a faster decay is consistent; only an interval wholly "
+    "below the prediction is not).",
+    f"window (docs/rate_sweep.md §0): from where the excess risk is ≤ {LEARNT_SHARE:g} × the "
+    "trivial predictor's, lowest points dropped while curved, ≥ "
+    f"{MIN_WINDOW} doubling grid points.",
+]
+
+
+def _n_text(n: float) -> str:
+    n = int(n)
+    return f"{n // 1000}k" if n >= 1000 and n % 1000 == 0 else str(n)
+
+
+def summarize(results: list[dict], order: list[dict]) -> list[str]:
+    """The printed table (fits 100 columns), the ordering lines and the local slopes."""
+    lines = list(HEADER) + [
+        "",
+        "| β | d | pred. a | window |Ω| (pts) | a, plain [95% CI] | verdict | a − pred "
+        "| a, ÷(log|Ω|)² |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for res in results:
         fp, fl = res["fits"]["plain"], res["fits"]["log2"]
-
-        def cell(f):
-            return f"{f['exponent']:.3f} [{f['ci_low']:.3f}, {f['ci_high']:.3f}]"
-
-        def verdict(f):
-            return "consistent" if f["consistent"] else "**inconsistent**"
-
-        def gmean(point):
-            return math.exp(np.mean([math.log(r["excess_risk"]) for r in point["reps"]]))
-
-        nulls = [r.get("null_risk", math.nan) for p in res["points"] for r in p["reps"]]
-        b = "∞" if res["beta"] == "inf" else f"{res['beta']:g}"
+        w = res["window"]
+        pts = res["points"][w["start"]:w["stop"]]
+        span = f"{_n_text(pts[0]['n_obs'])}–{_n_text(pts[-1]['n_obs'])} ({len(pts)})"
+        verdict = "consistent" if fp["consistent"] else "INCONSISTENT"
+        if not w["met"]:
+            verdict += "*"
         lines.append(
-            f"| {b} | {res['d']} | {res['predicted']:.3f} | {cell(fp)} | {verdict(fp)} | "
-            f"{cell(fl)} | {verdict(fl)} | {gmean(res['points'][0]):.3g} → "
-            f"{gmean(res['points'][-1]):.3g} | {float(np.mean(nulls)):.3g} |"
+            f"| {_config_of(res).beta_text} | {res['d']} | {res['predicted']:.3f} | {span} "
+            f"| {fp['exponent']:.3f} [{fp['ci_low']:.3f}, {fp['ci_high']:.3f}] | {verdict} "
+            f"| {fp['exponent'] - res['predicted']:+.3f} | {fl['exponent']:.2f} |"
         )
+    if not all(res["window"]["met"] for res in results):
+        lines.append("* window rule not met (the reason is below): the fit is shown, not claimed.")
     lines.append("")
-    lines.extend(d_ordering(results))
-    return lines
-
-
-def d_ordering(results: list[dict]) -> list[str]:
-    """At each β with several d: is the measured rate faster for smaller d?"""
-    by_beta: dict[str, list[dict]] = {}
+    lines += summarize_orderings(order)
     for res in results:
-        by_beta.setdefault(str(res["beta"]), []).append(res)
-    lines = []
-    for beta, group in by_beta.items():
-        if len(group) < 2:
-            continue
-        group = sorted(group, key=lambda r: r["d"])
-        rates = [r["fits"]["plain"]["exponent"] for r in group]
-        ordered = all(a > b for a, b in zip(rates, rates[1:]))
-        separated = all(
-            a["fits"]["plain"]["ci_low"] > b["fits"]["plain"]["ci_high"]
-            for a, b in zip(group, group[1:])
-        )
-        chain = " > ".join(f"d={r['d']}: {x:.3f}" for r, x in zip(group, rates))
-        b = "∞" if beta == "inf" else beta
-        lines.append(
-            f"d-ordering at β = {b} (plain exponents): {chain} — "
-            + ("smaller d is faster" if ordered else "NOT monotone in d")
-            + ("; every adjacent pair's 95% intervals are disjoint" if separated else
-               "; some adjacent 95% intervals overlap")
-        )
+        w = res["window"]
+        lines += ["", f"{_config_of(res).title}: window rule {'met' if w['met'] else 'NOT met'}"
+                  f" ({w['reason']}); local slopes:"]
+        for j, s in enumerate(res["local_slopes"]):
+            inside = w["start"] <= j and j + 1 < w["stop"]
+            lines.append(
+                f"  {_n_text(s['n_low']):>5} → {_n_text(s['n_high']):<5} "
+                f"a = {s['exponent']:6.3f} [{s['ci_low']:6.3f}, {s['ci_high']:6.3f}]"
+                f"   excess/trivial {w['share'][j + 1]:.3f}{'   in window' if inside else ''}"
+            )
     return lines
 
 
-def plot(results: list[dict], path: Path) -> None:
+def summarize_orderings(order: list[dict]) -> list[str]:
+    """One line per compared pair: resolved (and which way) or not, and why."""
+    if not order:
+        return ["Orderings: none (no two configurations share β or d)."]
+    lines = []
+    for o in order:
+        fast, slow = _short(o["predicted_faster"]), _short(o["predicted_slower"])
+        if not o["resolved"]:
+            state = "UNRESOLVED, the 95% intervals overlap"
+        elif o["as_predicted"]:
+            state = f"resolved, {fast} faster as Theorem 2 predicts (intervals disjoint)"
+        else:
+            state = f"resolved AGAINST Theorem 2: {slow} faster (intervals disjoint)"
+        note = "" if o["both_windows_met"] else "; a window rule was not met"
+        lines.append(f"{o['kind']}-ordering at {o['fixed']}, {fast} vs {slow}: {state}{note}.")
+    return lines
+
+
+def _short(label: str) -> str:
+    return label.replace("beta=inf", "β=∞").replace("beta=", "β=").replace(",", " ")
+
+
+def plot(results: list[dict], order: list[dict], path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from scipy import stats
+    from matplotlib.ticker import FixedFormatter, FixedLocator, NullFormatter
 
     k = len(results)
-    ncols = min(k, 4)
-    nrows = math.ceil(k / ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(4.2 * ncols, 3.8 * nrows), squeeze=False)
-    for ax in axes.flat[k:]:
-        ax.set_visible(False)
-    for ax, res in zip(axes.flat, results):
-        pts = res["points"]
-        n = np.array([p["n_obs"] for p in pts], np.float64)
-        err = np.array([[r["excess_risk"] for r in p["reps"]] for p in pts])
-        se = np.array([[r["stderr"] for r in p["reps"]] for p in pts])
+    fig, axes = plt.subplots(2, k, figsize=(4.3 * k, 7.4), squeeze=False,
+                             gridspec_kw={"height_ratios": [3, 2]})
+    for col, res in enumerate(results):
+        ax, ax2 = axes[0, col], axes[1, col]
+        n, err, null = curve_arrays(res["points"])
+        w = res["window"]
+        se = np.array([[r["stderr"] for r in p["reps"]] for p in res["points"]])
         reps = err.shape[1]
-        jitter = np.exp(np.linspace(-0.04, 0.04, reps))
+        jitter = np.exp(np.linspace(-0.05, 0.05, reps))
         for r in range(reps):
-            ax.errorbar(n * jitter[r], err[:, r], yerr=2 * se[:, r], fmt="o", ms=3, alpha=0.45,
-                        color="C0", lw=0.8, label="replications (±2 MC s.e.)" if r == 0 else None)
+            ax.errorbar(n * jitter[r], err[:, r], yerr=2 * se[:, r], fmt="o", ms=2.5, alpha=0.4,
+                        color="C0", lw=0.7, label="replications (±2 MC s.e.)" if r == 0 else None)
         gmean = np.exp(np.log(err).mean(axis=1))
         ax.plot(n, gmean, "s", color="C0", ms=5, mfc="white", label="geometric mean")
-        fit = res["fits"]["plain"]
-        lx, ly = np.log(np.repeat(n, reps)), np.log(err.reshape(-1))
-        xbar, ybar = lx.mean(), ly.mean()
-        sxx = float(np.sum((lx - xbar) ** 2))
-        xs = np.linspace(np.log(n.min()), np.log(n.max()), 50)
-        line = ybar - fit["exponent"] * (xs - xbar)
-        tq = stats.t.ppf(0.5 + fit["confidence"] / 2, lx.size - 2)
-        half = tq * fit["stderr"] * np.sqrt(sxx / lx.size + (xs - xbar) ** 2)
-        ax.plot(np.exp(xs), np.exp(line), color="C1",
-                label=f"fit: slope −{fit['exponent']:.2f} ± {tq * fit['stderr']:.2f}")
-        ax.fill_between(np.exp(xs), np.exp(line - half), np.exp(line + half), color="C1",
-                        alpha=0.2, lw=0)
-        a = res["predicted"]
-        ax.plot(np.exp(xs), np.exp(ybar - a * (xs - xbar)), "--", color="k", lw=1,
-                label=f"Theorem 2 slope −{a:.2f}")
-        bound = -a * xs + 2 * np.log(xs)
-        ax.plot(np.exp(xs), np.exp(bound - bound.mean() + ybar), ":", color="k", lw=1,
-                label="bound shape |Ω|⁻ᵃ(log|Ω|)²")
+        ax.plot(n, null.mean(axis=1), "-", color="0.6", lw=1, label="trivial predictor")
+        lo, hi = n[w["start"]], n[w["stop"] - 1]
+        for a in (ax, ax2):
+            a.axvspan(lo / 1.2, hi * 1.2, color="C2", alpha=0.08, lw=0)
+        fp = res["fits"]["plain"]
+        wn = n[w["start"]:w["stop"]]
+        werr = err[w["start"]:w["stop"]]
+        xs = np.linspace(np.log(wn.min()), np.log(wn.max()), 50)
+        xbar, ybar = np.log(wn).mean(), np.log(werr).mean()
+        for a_, style, lab in ((fp["exponent"], "-", f"fit: a = {fp['exponent']:.2f}"),
+                               (fp["ci_low"], ":", None), (fp["ci_high"], ":", None)):
+            ax.plot(np.exp(xs), np.exp(ybar - a_ * (xs - xbar)), style, color="C1", lw=1.4,
+                    label=lab)
+        pred = res["predicted"]
+        ax.plot(np.exp(xs), np.exp(ybar - pred * (xs - xbar)), "--", color="k", lw=1,
+                label=f"Theorem 2: a = {pred:.2f}")
         ax.set_xscale("log")
         ax.set_yscale("log")
-        # The trivial predictor (training mean) is drawn only where it is on the
-        # data's scale: there it shows that a configuration has learned nothing.
-        null = np.array([[r.get("null_risk", np.nan) for r in p["reps"]] for p in pts])
-        null_mean = null.mean(axis=1)
-        if np.all(np.isfinite(null_mean)) and null_mean.min() < 2.0 * err.max():
-            ax.plot(n, null_mean, "-", color="0.55", lw=1.2, label="training-mean predictor")
-        flog = res["fits"]["log2"]
-        ax.set_title(f"{RateConfig(_from_json(res['beta']), res['d']).title}\n"
-                     f"measured {fit['exponent']:.2f} (÷log²: {flog['exponent']:.2f}), "
-                     f"predicted {a:.2f}", fontsize=9)
-        ax.set_xlabel("|Ω|")
         ax.set_ylabel("excess risk ‖R̂ − R*‖²")
+        verdict = "consistent" if fp["consistent"] else "INCONSISTENT"
+        if not w["met"]:
+            verdict += " (window rule not met)"
+        ax.set_title(f"{_config_of(res).title}: {verdict}\n"
+                     f"a = {fp['exponent']:.2f} [{fp['ci_low']:.2f}, {fp['ci_high']:.2f}], "
+                     f"predicted {pred:.2f}", fontsize=9)
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=6.5, loc="lower left")
-    fig.tight_layout()
+        ls = res["local_slopes"]
+        mid = np.array([math.sqrt(s["n_low"] * s["n_high"]) for s in ls])
+        a_loc = np.array([s["exponent"] for s in ls])
+        yerr = np.array([[s["exponent"] - s["ci_low"] for s in ls],
+                         [s["ci_high"] - s["exponent"] for s in ls]])
+        ax2.errorbar(mid, a_loc, yerr=yerr, fmt="o", color="C0", ms=4, capsize=2,
+                     label="local a between neighbours")
+        ax2.axhspan(fp["ci_low"], fp["ci_high"], xmin=0, xmax=1, color="C1", alpha=0.2, lw=0,
+                    label="window fit")
+        ax2.axhline(pred, color="k", ls="--", lw=1, label="predicted")
+        ax2.set_xscale("log")
+        for a in (ax, ax2):
+            # Ticks at the grid points: the default log ticks collide on a short axis.
+            a.xaxis.set_major_locator(FixedLocator(n))
+            a.xaxis.set_major_formatter(FixedFormatter([_n_text(x) for x in n]))
+            a.xaxis.set_minor_formatter(NullFormatter())
+        ax2.set_xlabel("|Ω|")
+        ax2.set_ylabel("a")
+        ax2.grid(True, which="both", alpha=0.3)
+        ax2.legend(fontsize=6.5, loc="best")
+    resolved = [o for o in order if o["resolved"] and o["as_predicted"]]
+    lines = [f"{o['kind']}-ordering at {o['fixed']} ({_short(o['predicted_faster'])} vs "
+             f"{_short(o['predicted_slower'])}): "
+             + ("resolved" if o in resolved else
+                "against" if o["resolved"] else "unresolved") for o in order]
+    fig.suptitle(
+        "Measured convergence rate vs Theorem 2: excess risk ≈ c·|Ω|^(−a), predicted "
+        "a = 2β/(2β+d)\nbands and bars: 95% intervals (over replications); shaded: the "
+        "window; " + "; ".join(lines), fontsize=9.5)
+    fig.tight_layout(rect=(0, 0, 1, 0.95))
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=100)
     plt.close(fig)
 
 
-def _from_json(x) -> float:
-    return math.inf if x == "inf" else float(x)
+# --------------------------------------------------------------------------- driver
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -455,17 +741,30 @@ def build_parser() -> argparse.ArgumentParser:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     g = ap.add_argument_group("what to sweep")
-    g.add_argument("--configs", default=DEFAULT_CONFIGS,
-                   help="comma-separated BETA:D pairs, BETA may be inf (default %(default)s)")
+    g.add_argument("--configs", default=None,
+                   help=f"comma-separated BETA:D pairs, BETA may be inf (default "
+                        f"{CPU_DEFAULTS['configs']}; with --gpu {GPU_DEFAULTS['configs']})")
     g.add_argument("--grid", type=int, nargs="+", default=None,
-                   help="explicit |Ω| values (overrides --n-min/--n-max/--n-points)")
-    g.add_argument("--n-min", type=int, default=500, help="smallest |Ω| (default %(default)s)")
-    g.add_argument("--n-max", type=int, default=16000, help="largest |Ω| (default %(default)s)")
-    g.add_argument("--n-points", type=int, default=6,
-                   help="number of |Ω| values, geometric (default %(default)s)")
-    g.add_argument("--reps", type=int, default=3,
-                   help="replications per point, trained together in one vmap (default %(default)s)")
+                   help="explicit base |Ω| values for every configuration (overrides --n-min, "
+                        "--n-max, --n-points); the window rule may still extend them")
+    g.add_argument("--n-min", type=int, default=None,
+                   help="smallest |Ω| (default 250·2^d per configuration)")
+    g.add_argument("--n-max", type=int, default=None,
+                   help="largest base |Ω|, with --n-points values spaced geometrically "
+                        "(default: --n-points doublings from --n-min)")
+    g.add_argument("--n-points", type=int, default=None,
+                   help=f"base grid points (default {CPU_DEFAULTS['n_points']}; with --gpu "
+                        f"{GPU_DEFAULTS['n_points']})")
+    g.add_argument("--n-cap", type=int, default=None,
+                   help="largest |Ω| the window rule may extend the grid to, by doubling "
+                        f"(default {CPU_DEFAULTS['n_cap']}; with --gpu {GPU_DEFAULTS['n_cap']})")
+    g.add_argument("--reps", type=int, default=None,
+                   help=f"replications per point, trained together (default "
+                        f"{CPU_DEFAULTS['reps']}; with --gpu {GPU_DEFAULTS['reps']})")
     g.add_argument("--seed", type=int, default=0, help="seeds every draw (default %(default)s)")
+    g.add_argument("--gpu", choices=("auto", "on", "off"), default="auto",
+                   help="the larger accelerator defaults (auto: on when jax.default_backend() "
+                        "is gpu; default %(default)s)")
     g = ap.add_argument_group("data (ttm_jax.data.holder.make_holder_synthetic)")
     g.add_argument("--ambient-dim", type=int, default=16, help="D (default %(default)s)")
     g.add_argument("--embedding-dim", type=int, default=3,
@@ -473,73 +772,258 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--noise-var", type=float, default=0.25,
                    help="σ² of the rating noise; Var R* = 1 (default %(default)s)")
     g = ap.add_argument_group("towers")
-    g.add_argument("--max-width", type=int, default=64,
-                   help="hidden width at the largest |Ω|; Theorem 2's schedule below it "
+    g.add_argument("--width-schedule", choices=("fixed", "theorem2"), default="theorem2",
+                   help="Theorem 2's W ∝ |Ω|^{d/(2β+d)} log|Ω| through --width at "
+                        "--width-anchor, or --width at every |Ω| (default %(default)s)")
+    g.add_argument("--width", type=int, default=64,
+                   help="hidden width at --width-anchor (default %(default)s)")
+    g.add_argument("--width-anchor", type=int, default=16000,
+                   help="the |Ω| that gets --width under the theorem2 schedule "
                         "(default %(default)s)")
-    g.add_argument("--min-width", type=int, default=8,
-                   help="floor of the scheduled width (default %(default)s)")
+    g.add_argument("--min-width", type=int, default=64,
+                   help="floor of the theorem2 schedule (default %(default)s)")
+    g.add_argument("--max-width", type=int, default=192,
+                   help="ceiling of the theorem2 schedule (default %(default)s)")
     g.add_argument("--fixed-width", type=int, default=None,
-                   help="use this hidden width at every |Ω| instead of the schedule")
+                   help="shorthand for --width-schedule fixed --width W")
     g.add_argument("--hidden-layers", type=int, default=2, help="(default %(default)s)")
-    g = ap.add_argument_group("training (Adam, L2 penalty, early stopping)")
-    g.add_argument("--learning-rate", type=float, default=3e-3, help="(default %(default)s)")
-    g.add_argument("--decay-rate", type=float, default=0.98,
-                   help="step size × this per epoch (default %(default)s)")
+    g = ap.add_argument_group("training (Adam, annealed step, L2 penalty, early stopping)")
+    g.add_argument("--learning-rates", type=float, nargs="+", default=[3e-2],
+                   help="initial step sizes tried per replication; the best validation RMSE "
+                        "is kept (default %(default)s)")
+    g.add_argument("--learning-rate", type=float, default=None,
+                   help="shorthand for --learning-rates X (one step size, no choice)")
+    g.add_argument("--anneal", type=float, default=300.0,
+                   help="the step size falls geometrically by this factor over --max-epochs "
+                        "(default %(default)s)")
     g.add_argument("--batch-size", type=int, default=256, help="(default %(default)s)")
-    g.add_argument("--max-epochs", type=int, default=300, help="(default %(default)s)")
+    g.add_argument("--batch-scaling", choices=("fixed", "sqrt"), default=None,
+                   help="batch --batch-size at every |Ω|, or growing as √|Ω| above 4096 "
+                        "ratings with the step sizes by √ of the batch (default "
+                        f"{CPU_DEFAULTS['batch_scaling']}; with --gpu "
+                        f"{GPU_DEFAULTS['batch_scaling']})")
+    g.add_argument("--max-epochs", type=int, nargs="+", default=None,
+                   help="epoch budgets tried per replication, the best validation kept "
+                        "(default 100 and 100 · 2^(4−d): 100 and 400 at d = 2, 100 at d ≥ 4)")
     g.add_argument("--penalty-weight", type=float, default=1e-5,
                    help="λ of the L2 penalty (default %(default)s)")
-    g.add_argument("--check-epochs", type=int, default=5,
-                   help="epochs between validation checks (default %(default)s)")
-    g.add_argument("--check-steps", type=int, default=50,
-                   help="at least this many steps between checks (default %(default)s)")
-    g.add_argument("--patience", type=int, default=10,
+    g.add_argument("--check-epochs", type=int, default=None,
+                   help="epochs between validation checks (default a tenth of each budget)")
+    g.add_argument("--patience", type=int, default=4,
                    help="checks without improvement before stopping (default %(default)s)")
+    g.add_argument("--workers", type=int, default=None,
+                   help="processes computing points in parallel (default: 2 on a CPU with "
+                        "2 or more cores, 1 with --gpu or --quick)")
     g.add_argument("--replications", choices=("vmap", "sequential"), default="vmap",
-                   help="train a point's replications together in one jax.vmap, or one after "
+                   help="train a point's members together in one jax.vmap, or one after "
                         "another with ttm_jax.fit (same results up to rounding; default %(default)s)")
     g.add_argument("--val-fraction", type=float, default=0.2,
-                   help="fraction of |Ω| held out for early stopping (default %(default)s)")
+                   help="fraction of |Ω| held out for early stopping and the step size "
+                        "(default %(default)s)")
     g = ap.add_argument_group("measurement and output")
-    g.add_argument("--mc-size", type=int, default=2000,
+    g.add_argument("--mc-size", type=int, default=1000,
                    help="fresh users and items for the Monte Carlo excess risk "
                         "(mc-size² pairs; default %(default)s)")
     g.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "out",
                    help="output folder (default benchmarks/out)")
     g.add_argument("--fresh", action="store_true", help="ignore and delete cached points")
     g.add_argument("--quick", action="store_true",
-                   help="smoke run (2 configurations, 3 small |Ω|, 2 replications, width 16): "
-                        "under 2 minutes; writes rate_sweep_quick.* so the default outputs stay")
+                   help="smoke run (2 configurations, |Ω| 300–1200, 2 replications, width 16, "
+                        "30 epochs): seconds; writes rate_sweep_quick.* so the default outputs stay")
     g.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     return ap
 
 
-QUICK = dict(configs="inf:2,1:2", grid=[300, 600, 1200], reps=2, fixed_width=16, max_epochs=60,
-             mc_size=500, patience=4)
+def resolve_args(args, backend: str | None = None):
+    """Fill the defaults that depend on ``--gpu`` (and ``--quick``); returns ``args``."""
+    backend = jax.default_backend() if backend is None else backend
+    args.gpu_mode = args.gpu == "on" or (args.gpu == "auto" and backend == "gpu")
+    defaults = GPU_DEFAULTS if args.gpu_mode else CPU_DEFAULTS
+    for k, v in defaults.items():
+        if getattr(args, k) is None:
+            setattr(args, k, v)
+    if args.quick:
+        for k, v in QUICK.items():
+            setattr(args, k, v)
+    if args.workers is None:
+        args.workers = 1 if args.gpu_mode or args.quick else min(2, os.cpu_count() or 1)
+    if args.fixed_width is not None:
+        args.width_schedule, args.width = "fixed", args.fixed_width
+    if args.learning_rate is not None:
+        args.learning_rates = [args.learning_rate]
+    return args
+
+
+def _validate(args, configs: list[RateConfig]) -> None:
+    if args.grid is not None and (len(set(args.grid)) < 2 or min(args.grid) < 10):
+        raise ValueError(f"--grid needs at least two |Ω| values >= 10 (got {args.grid})")
+    if args.n_points < 2:
+        raise ValueError(f"--n-points={args.n_points} must be >= 2")
+    if args.reps < 2:
+        raise ValueError(f"--reps={args.reps}: the per-replication intervals need >= 2")
+    if args.n_cap < 10:
+        raise ValueError(f"--n-cap={args.n_cap} must be >= 10")
+    if not 0 < args.val_fraction < 0.5:
+        raise ValueError(f"--val-fraction={args.val_fraction} must lie in (0, 0.5)")
+    if args.fixed_width is not None and args.fixed_width < 1:
+        raise ValueError(f"--fixed-width={args.fixed_width} must be >= 1")
+    if args.width < 1 or (args.width_schedule == "theorem2"
+                          and not 1 <= args.min_width <= args.max_width):
+        raise ValueError("--width/--min-width/--max-width: need width >= 1 and "
+                         "1 <= min-width <= max-width")
+    if any(c.d > args.ambient_dim for c in configs):
+        raise ValueError(f"--ambient-dim={args.ambient_dim} is below a configuration's d")
+    if args.max_epochs is not None and min(args.max_epochs) < 1:
+        raise ValueError(f"--max-epochs={args.max_epochs} must be >= 1")
+    if not all(lr > 0 for lr in args.learning_rates) or args.anneal < 1:
+        raise ValueError("--learning-rates must be > 0 and --anneal >= 1")
+    for c in configs:
+        grid = base_grid(c, args)
+        if min(grid) < 10 or len(grid) < 2:
+            raise ValueError(f"grid for {c.label}: need two |Ω| >= 10 (got {grid})")
+
+
+class Planner:
+    """The points of every configuration: the base grids first, then the extensions the
+    window rule asks for, one configuration at a time, as its points come in.
+
+    Points run in ``--workers`` processes (XLA on the CPU trains these small towers
+    on one core, so two processes use two cores), the largest |Ω| first; a point's
+    result depends only on its settings, so it is the same in any process and
+    order. Cached points are read, never recomputed.
+    """
+
+    def __init__(self, configs: list[RateConfig], args, cache: ResultCache, bar):
+        self.args, self.cache, self.bar = args, cache, bar
+        self.state = {}
+        for cfg in configs:
+            grid = base_grid(cfg, args)
+            cap = grid_cap(grid, args)
+            self.state[cfg] = {"grid": list(grid), "cap": cap, "points": {}, "window": None,
+                               "levels": default_levels(cfg.beta, cfg.d, cap)}
+        self.computed = 0
+        self.cached = 0
+
+    def settings(self, cfg: RateConfig, n: int) -> tuple[int, int, dict]:
+        st = self.state[cfg]
+        width = schedule_widths(cfg, [n], self.args)[n]
+        return width, st["levels"], point_settings(cfg, n, width, st["levels"], self.args)
+
+    def todo(self, cfg: RateConfig) -> list[int]:
+        """Grid points of ``cfg`` not yet known, after reading the cache."""
+        st = self.state[cfg]
+        out = []
+        for n in st["grid"]:
+            if n in st["points"]:
+                continue
+            _, _, key = self.settings(cfg, n)
+            result = None if self.args.fresh else self.cache.load(cache_name(cfg, n), key=key)
+            if result is None:
+                out.append(n)
+            else:
+                st["points"][n] = result
+                self.cached += 1
+                self.bar.update(1)
+        return out
+
+    def tasks(self, cfg: RateConfig) -> list[tuple[float, RateConfig, int]]:
+        """``(relative cost, cfg, |Ω|)`` of the points still to compute: pairs seen
+        (epochs × |Ω|) times the tower's parameters."""
+        out = []
+        for n in self.todo(cfg):
+            width = schedule_widths(cfg, [n], self.args)[n]
+            params = params_per_tower(width, self.args.hidden_layers, self.args.ambient_dim,
+                                      self.args.embedding_dim)
+            out.append((float(n) * sum(epoch_budgets(cfg, self.args)) * params, cfg, n))
+        return out
+
+    def done(self, cfg: RateConfig, n: int, result: dict) -> None:
+        _, _, key = self.settings(cfg, n)
+        self.cache.store(cache_name(cfg, n), result, key=key)
+        self.state[cfg]["points"][n] = result
+        self.computed += 1
+        self.bar.update(1)
+        if getattr(self.bar, "disable", False) and not self.args.no_progress:
+            # No terminal (a log file, CI): one line per point instead of a bar.
+            print(f"rate sweep: {cfg.label} |Ω|={n} done in {result['seconds']:.0f} s "
+                  f"(point {self.computed + self.cached} of {self.bar.total} planned)",
+                  file=sys.stderr, flush=True)
+
+    def advance(self, cfg: RateConfig) -> bool:
+        """With every grid point of ``cfg`` known: apply the window rule, and either add
+        the next doubling (True) or settle the window (False)."""
+        st = self.state[cfg]
+        points = [st["points"][n] for n in st["grid"]]
+        window = choose_window(*curve_arrays(points))
+        nxt = 2 * st["grid"][-1]
+        if window["extend"] and nxt <= st["cap"]:
+            st["grid"].append(nxt)
+            self.bar.total += 1
+            return True
+        if window["extend"]:
+            window["reason"] += f"; the grid reached its cap |Ω| = {st['cap']}"
+        window["cap"] = st["cap"]
+        st["window"] = window
+        return False
+
+    def run(self) -> None:
+        args = self.args
+        active = list(self.state)
+        if args.workers <= 1:
+            for cfg in active:
+                while True:
+                    for n in self.todo(cfg):
+                        width, levels, _ = self.settings(cfg, n)
+                        self.bar.set_postfix_str(f"{cfg.label} |Ω|={n}")
+                        self.done(cfg, n, run_point(cfg, n, width, levels, args))
+                    if not self.advance(cfg):
+                        break
+            return
+        import concurrent.futures as cf
+        import multiprocessing
+        import site
+
+        pending: dict = {}
+        with cf.ProcessPoolExecutor(
+            max_workers=args.workers, mp_context=multiprocessing.get_context("spawn"),
+            initializer=site.addsitedir, initargs=(str(Path(__file__).resolve().parent),),
+        ) as pool:
+
+            def submit(tasks):
+                # The dearest points first (largest-processing-time order), so that
+                # the longest ones do not start last and leave one worker idle.
+                for _, cfg, n in sorted(tasks, key=lambda t: -t[0]):
+                    width, levels, _ = self.settings(cfg, n)
+                    pending[pool.submit(run_point, cfg, n, width, levels, args)] = (cfg, n)
+
+            def settle(cfg):
+                while not any(c == cfg for c, _ in pending.values()):
+                    if not self.advance(cfg):
+                        return
+                    submit(self.tasks(cfg))
+
+            submit([t for cfg in active for t in self.tasks(cfg)])
+            for cfg in active:
+                settle(cfg)
+            while pending:
+                finished, _ = cf.wait(pending, return_when=cf.FIRST_COMPLETED)
+                for fut in finished:
+                    cfg, n = pending.pop(fut)
+                    self.done(cfg, n, fut.result())
+                    settle(cfg)
+
+    def points(self, cfg: RateConfig) -> list[dict]:
+        st = self.state[cfg]
+        return [st["points"][n] for n in st["grid"]]
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
     ap = build_parser()
     args = ap.parse_args(argv)
-    if args.quick:
-        for k, v in QUICK.items():
-            setattr(args, k, v)
     try:
+        resolve_args(args)
         configs = parse_configs(args.configs)
-        grid = sorted(set(args.grid)) if args.grid else geometric_grid(args.n_min, args.n_max,
-                                                                       args.n_points)
-        if len(grid) < 2 or min(grid) < 10:
-            raise ValueError(f"--grid needs at least two |Ω| values >= 10 (got {grid})")
-        if args.reps < 1 or len(grid) * args.reps < 3:
-            raise ValueError("--reps: need reps >= 1 and at least 3 (|Ω|, replication) points")
-        if not 0 < args.val_fraction < 0.5:
-            raise ValueError(f"--val-fraction={args.val_fraction} must lie in (0, 0.5)")
-        if args.fixed_width is not None and args.fixed_width < 1:
-            raise ValueError(f"--fixed-width={args.fixed_width} must be >= 1")
-        if args.min_width < 1 or args.max_width < args.min_width:
-            raise ValueError("--min-width/--max-width: need 1 <= min-width <= max-width")
-        if any(c.d > args.ambient_dim for c in configs):
-            raise ValueError(f"--ambient-dim={args.ambient_dim} is below a configuration's d")
+        _validate(args, configs)
     except ValueError as err:
         ap.error(str(err))
 
@@ -551,59 +1035,55 @@ def main(argv: list[str] | None = None) -> list[dict]:
     out.mkdir(parents=True, exist_ok=True)
 
     t0 = time.perf_counter()
-    plan = []
-    for cfg in configs:
-        widths = schedule_widths(cfg, grid, args)
-        levels = default_levels(cfg.beta, cfg.d, max(grid))
-        plan.extend((cfg, n, widths[n], levels) for n in grid)
-    points: dict[str, list[dict]] = {c.label: [] for c in configs}
-    computed = 0
-    bar = tqdm(plan, desc="rate sweep", unit="point", disable=args.no_progress or None)
-    for cfg, n, width, levels in bar:
-        bar.set_postfix_str(f"{cfg.label} |Ω|={n} width={width}")
-        settings = point_settings(cfg, n, width, levels, args)
-        name = cache_name(cfg, n)
-        result = None if args.fresh else cache.load(name, key=settings)
-        if result is None:
-            result = run_point(cfg, n, width, levels, args)
-            cache.store(name, result, key=settings)
-            computed += 1
-        points[cfg.label].append(result)
-    bar.close()
-
+    total = sum(len(base_grid(c, args)) for c in configs)
+    bar = tqdm(total=total, desc="rate sweep", unit="point", disable=args.no_progress or None)
+    planner = Planner(configs, args, cache, bar)
+    planner.run()
+    computed, cached = planner.computed, planner.cached
     results = []
     for cfg in configs:
-        pts = points[cfg.label]
+        pts, window = planner.points(cfg), planner.state[cfg]["window"]
+        n, err, _ = curve_arrays(pts)
         results.append({
             "beta": _json_float(cfg.beta),
             "d": cfg.d,
             "label": cfg.label,
             "predicted": cfg.predicted,
             "levels": pts[0]["levels"],
+            "window": window,
+            "fits": fit_window(cfg, pts, window),
+            "local_slopes": local_slopes(n, err),
+            "seconds": float(sum(p["seconds"] for p in pts)),
+            "cpu_seconds": float(sum(p["cpu_seconds"] for p in pts)),
             "points": pts,
-            "fits": fit_config(cfg, pts),
         })
+    bar.close()
+    order = orderings(results)
     seconds = time.perf_counter() - t0
-    plot(results, out / f"{stem}.png")
-    table = summarize(results)
+    plot(results, order, out / f"{stem}.png")
+    table = summarize(results, order)
     command = "python benchmarks/rate_sweep.py " + " ".join(
         sys.argv[1:] if argv is None else argv)
     report = {
         "command": command.strip(),
         "date": datetime.date.today().isoformat(),
-        "machine": f"{platform.processor() or platform.machine()}, jax {jax.__version__}, "
-                   f"{jax.devices()[0].platform}",
+        "machine": machine(),
+        "gpu_mode": args.gpu_mode,
         "wall_seconds": seconds,
         "points_computed": computed,
-        "points_cached": len(plan) - computed,
-        "grid": grid,
+        "points_cached": cached,
+        "rules": {"learnt_share": LEARNT_SHARE, "min_window": MIN_WINDOW,
+                  "confidence": CONFIDENCE, "fit": "theory.fit_rate(method='per_replication')",
+                  "consistent": "ci_high >= predicted (one-sided)",
+                  "ordering": "theory.rate_ordering: disjoint 95% intervals"},
         "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+        "orderings": order,
         "results": results,
     }
     (out / f"{stem}.json").write_text(json.dumps(report, indent=1))
     (out / f"{stem}.md").write_text("\n".join(table) + "\n")
     print("\n".join(table))
-    print(f"\n{len(plan)} points ({computed} computed, {len(plan) - computed} from cache) in "
+    print(f"\n{computed + cached} points ({computed} computed, {cached} from cache) in "
           f"{seconds:.0f} s; wrote {out / (stem + '.png')}, {out / (stem + '.json')}")
     return results
 

@@ -8,8 +8,10 @@ all of train) twice, adjacently, with the same data, split and keys:
 * ``reference``: the library default as it was before this benchmark existed
   (frozen here: two hidden SiLU layers of 200, Adam 6e-3 halved every 1000
   epochs, batch 8192, λ = 1e-3, up to 4000 epochs, patience 50 checks of 10
-  epochs, then the refit);
-* ``default``: today's ``ModelConfig()`` / ``TrainConfig()``.
+  epochs, then the refit from scratch: a fresh model trained on all of train
+  for the epochs early stopping kept);
+* ``default``: today's ``ModelConfig()`` / ``TrainConfig()`` and the protocol's
+  default refit (``"warm"``).
 
 Each run records its test RMSE against wall time (a curve: the model in hand
 scored on the test set every few checks of both fits; the scoring time is
@@ -32,15 +34,18 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import functools
 import json
+import resource
 import sys
 import time
 from pathlib import Path
 
 import jax
 import numpy as np
-from common import machine
+from common import ResultCache, machine
 
+import ttm_jax
 from ttm_jax import (
     ModelConfig,
     TrainConfig,
@@ -57,34 +62,52 @@ REFERENCE = (
     TrainConfig(optimizer="adam", learning_rate=6e-3, decay_rate=0.5, decay_epochs=1000.0,
                 min_learning_rate=1e-4, batch_size=8192, max_epochs=4000, penalty="l2",
                 penalty_weight=1e-3, eval_every_epochs=10, patience=50),
+    "scratch",
 )
 SETTINGS = ((1500, 1500, 20), (1500, 1500, 30))
 N_RATINGS = 100_000
 QUICK = dict(settings=((200, 200, 5),), n_ratings=6000, seeds=(0,),
              reference=(ModelConfig(hidden=(32, 32)),
-                        TrainConfig(batch_size=512, max_epochs=40, eval_every_epochs=5,
-                                    patience=3)))
+                        TrainConfig(optimizer="adam", learning_rate=6e-3, batch_size=512,
+                                    max_epochs=40, eval_every_epochs=5, patience=3), "scratch"))
 
 
-def configs(quick: bool) -> dict[str, tuple[ModelConfig, TrainConfig]]:
-    """The two contenders, by name."""
+#: Alternatives to today's default tried while choosing it (``--candidates``): each is
+#: ``TrainConfig()`` with these fields changed, and the same model and warm refit.
+CANDIDATES = {
+    "decay1000": dict(decay_epochs=1000.0),
+    "b65k-lr4.8e-2": dict(batch_size=65536, learning_rate=4.8e-2),
+    "decay700": dict(decay_epochs=700.0),
+    "decay500": dict(decay_epochs=500.0),
+    "decay700-3000ep": dict(decay_epochs=700.0, max_epochs=3000),
+}
+
+
+def configs(quick: bool, candidates=(), reference: bool = True
+            ) -> dict[str, tuple[ModelConfig, TrainConfig, str]]:
+    """The contenders, by name: ``(model, training, refit mode)``; the reference and the
+    default unless told otherwise, then any ``candidates`` (names of :data:`CANDIDATES`)."""
     if quick:
-        ref_model, ref_train = QUICK["reference"]
-        return {"reference": (ref_model, ref_train),
+        ref_model, _, _ = QUICK["reference"]
+        return {"reference": QUICK["reference"],
                 "default": (ref_model, TrainConfig(max_epochs=40, eval_every_epochs=5,
-                                                   patience=3))}
-    return {"reference": REFERENCE, "default": (ModelConfig(), TrainConfig())}
+                                                   patience=3), "warm")}
+    out = {"reference": REFERENCE} if reference else {}
+    out["default"] = (ModelConfig(), TrainConfig(), "warm")
+    for name in candidates:
+        out[name] = (ModelConfig(), TrainConfig(**CANDIDATES[name]), "warm")
+    return out
 
 
 def run(setting, seed: int, name: str, model_cfg: ModelConfig, train_cfg: TrainConfig,
-        n_ratings: int, every: int) -> dict:
+        refit: str, n_ratings: int, every: int) -> dict:
     """One protocol run; its curve of test RMSE against wall time (scoring excluded)."""
     n, m, d = setting
     data, _ = make_synthetic(n, m, n_ratings, intrinsic_dim=d, seed=seed)
     split = random_split(data, 0.3, seed=seed)
     init_key, key = jax.random.split(jax.random.key(seed))
     curve, scoring = [], [0.0]
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), _cpu_seconds()
 
     def score(report):
         # Every `every` checks, and at each fit's end: the model in hand, on test.
@@ -94,18 +117,27 @@ def run(setting, seed: int, name: str, model_cfg: ModelConfig, train_cfg: TrainC
             curve.append((t - t0 - scoring[0], report.label, report.epoch, rmse))
             scoring[0] += time.perf_counter() - t
 
-    out = holdout_then_refit(model_cfg, split.train, train_cfg, split_seed=seed,
+    out = holdout_then_refit(model_cfg, split.train, train_cfg, refit=refit, split_seed=seed,
                              init_key=init_key, key=key, progress=False, callbacks=[score])
     seconds = time.perf_counter() - t0 - scoring[0]
+    cpu = _cpu_seconds() - cpu0
     return {
         "setting": list(setting), "config": name, "seed": seed, "seconds": seconds,
+        # CPU time (all threads, scoring included): a second clock that the machine's
+        # other load moves far less than the wall clock.
+        "cpu_seconds": cpu,
         "test_rmse": evaluate(out.model, split.test).overall.rmse,
         "early_stopped_test_rmse": evaluate(out.selection.model, split.test).overall.rmse,
         "best_epoch": out.selection.best_epoch, "epochs_run": out.selection.epochs_run,
         "refit_epochs": out.epochs, "stop_reason": str(out.selection.stop_reason),
         "selection_seconds": out.selection.seconds, "refit_seconds": out.refit.seconds,
-        "curve": curve, "model": repr(model_cfg), "train": repr(train_cfg),
+        "curve": curve, "model": repr(model_cfg), "train": repr(train_cfg), "refit": refit,
     }
+
+
+def _cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def verdicts(records: list[dict]) -> list[dict]:
@@ -122,6 +154,7 @@ def verdicts(records: list[dict]) -> list[dict]:
             "reference_seconds": ref["seconds"], "default_seconds": new["seconds"],
             "reach_seconds": reach, "reach_ratio": ratio,
             "whole_ratio": new["seconds"] / ref["seconds"],
+            "cpu_ratio": new["cpu_seconds"] / ref["cpu_seconds"],
             "passes": ratio is not None and ratio <= 0.25
             and new["test_rmse"] <= ref["test_rmse"],
         })
@@ -130,8 +163,9 @@ def verdicts(records: list[dict]) -> list[dict]:
 
 def table(rows: list[dict]) -> list[str]:
     lines = ["| setting | seed | reference: RMSE, seconds | default: RMSE, seconds | default "
-             "reaches the reference's RMSE at | ratio | verdict (≤ 0.25 and final RMSE ≤) |",
-             "|---|---|---|---|---|---|---|"]
+             "reaches the reference's RMSE at | ratio | whole runs, wall / CPU ratio | "
+             "verdict (≤ 0.25 and final RMSE ≤) |",
+             "|---|---|---|---|---|---|---|---|"]
     for v in rows:
         reach = "never" if v["reach_seconds"] is None else f"{v['reach_seconds']:.0f} s"
         ratio = "–" if v["reach_ratio"] is None else f"{v['reach_ratio']:.3f}"
@@ -139,6 +173,7 @@ def table(rows: list[dict]) -> list[str]:
             f"| {tuple(v['setting'])} | {v['seed']} | {v['reference_rmse']:.4f}, "
             f"{v['reference_seconds']:.0f} s | {v['default_rmse']:.4f}, "
             f"{v['default_seconds']:.0f} s | {reach} | {ratio} | "
+            f"{v['whole_ratio']:.3f} / {v['cpu_ratio']:.3f} | "
             f"{'passes' if v['passes'] else 'fails'} |")
     return lines
 
@@ -156,11 +191,11 @@ def figure(records: list[dict], settings, path: Path) -> None:
         mine = [r for r in records if tuple(r["setting"]) == tuple(setting)]
         for r in mine:
             t, _, _, rmse = zip(*r["curve"])
-            ax.plot(t, rmse, color=colors[r["config"]], lw=1.2,
+            ax.plot(t, rmse, color=colors.get(r["config"]), lw=1.2,
                     ls="-" if r["seed"] == 0 else "--",
                     label=f"{r['config']}, seed {r['seed']}: {r['test_rmse']:.3f} in "
                           f"{r['seconds']:.0f} s")
-            ax.plot([r["seconds"]], [r["test_rmse"]], "o", color=colors[r["config"]])
+            ax.plot([r["seconds"]], [r["test_rmse"]], "o", color=colors.get(r["config"]))
         for r in (r for r in mine if r["config"] == "reference"):
             ax.axhline(r["test_rmse"], color="tab:grey", lw=0.6, ls=":")
         ax.set_xscale("log")
@@ -179,23 +214,40 @@ def figure(records: list[dict], settings, path: Path) -> None:
 def main(argv=None) -> list[dict]:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    ap.add_argument("--settings", type=int, nargs="+", choices=range(1, len(SETTINGS) + 1),
+                    default=list(range(1, len(SETTINGS) + 1)),
+                    help="which of (1500, 1500, 20), (1500, 1500, 30), 1-based")
+    ap.add_argument("--candidates", nargs="+", choices=sorted(CANDIDATES), default=[],
+                    help="also train these alternatives to the default (probes: choose "
+                         "them on seeds the verdict does not use)")
+    ap.add_argument("--no-reference", action="store_true",
+                    help="leave the reference out (with --candidates: a probe, no verdict)")
     ap.add_argument("--every", type=int, default=5, help="score the test set every N checks")
     ap.add_argument("--quick", action="store_true", help="a small smoke run")
     ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "out")
     args = ap.parse_args(argv)
-    settings = QUICK["settings"] if args.quick else SETTINGS
+    settings = QUICK["settings"] if args.quick else [SETTINGS[i - 1] for i in args.settings]
     seeds = QUICK["seeds"] if args.quick else args.seeds
     n_ratings = QUICK["n_ratings"] if args.quick else N_RATINGS
-    contenders = configs(args.quick)
+    contenders = configs(args.quick, args.candidates, reference=not args.no_reference)
     args.out.mkdir(parents=True, exist_ok=True)
-    stem = "time_to_accuracy" + ("_quick" if args.quick else "")
+    stem = ("time_to_accuracy" + ("_quick" if args.quick else "")
+            + ("_probe" if args.no_reference else ""))
+    cache = ResultCache(args.out / f"{stem}_cache")
     t0 = time.perf_counter()
     records = []
     for setting in settings:
         for seed in seeds:
             # Adjacent runs of the two, so that both meet the same machine load.
-            for name, (model_cfg, train_cfg) in contenders.items():
-                rec = run(setting, seed, name, model_cfg, train_cfg, n_ratings, args.every)
+            for name, (model_cfg, train_cfg, refit) in contenders.items():
+                # Each run is saved as it ends, so an interrupted benchmark resumes; the
+                # key holds everything that determines it.
+                key = dict(setting=list(setting), seed=seed, config=name, model=repr(model_cfg),
+                           train=repr(train_cfg), refit=refit, n_ratings=n_ratings,
+                           every=args.every, ttm_jax=ttm_jax.__version__)
+                rec = cache.get(f"{stem}-{'x'.join(map(str, setting))}-s{seed}-{name}",
+                                functools.partial(run, setting, seed, name, model_cfg,
+                                                  train_cfg, refit, n_ratings, args.every), key)
                 records.append(rec)
                 print(f"{tuple(setting)} seed {seed} {name}: test RMSE {rec['test_rmse']:.4f} in "
                       f"{rec['seconds']:.0f} s (best epoch {rec['best_epoch']:g}, refit "
@@ -205,10 +257,8 @@ def main(argv=None) -> list[dict]:
         sys.argv[1:] if argv is None else argv)
     report = {"command": command.strip(), "date": datetime.date.today().isoformat(),
               "machine": machine(), "wall_seconds": time.perf_counter() - t0,
-              "reference": {"model": repr(contenders["reference"][0]),
-                            "train": repr(contenders["reference"][1])},
-              "default": {"model": repr(contenders["default"][0]),
-                          "train": repr(contenders["default"][1])},
+              **{name: {"model": repr(c[0]), "train": repr(c[1]), "refit": c[2]}
+                 for name, c in contenders.items()},
               "verdicts": rows, "records": records}
     (args.out / f"{stem}.json").write_text(json.dumps(report, indent=1))
     lines = [f"Command: `{report['command']}`", "", *table(rows)]

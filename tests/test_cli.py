@@ -251,3 +251,40 @@ def test_version_is_the_installed_ones(capsys):
     assert info.value.code == 0
     assert capsys.readouterr().out.strip() == f"ttm_jax {importlib.metadata.version('ttm_jax')}"
     assert ttm_jax.__version__ == importlib.metadata.version("ttm_jax")
+
+
+def shown_outputs(text: str):
+    """``(commands run so far, shown output)`` for each plain block after a bash block."""
+    seen, previous = 0, None
+    for lang, body in re.findall(r"```(\w*)\n(.*?)```", text, flags=re.S):
+        if lang == "bash":
+            seen += len([c for c in body.replace("\\\n", " ").splitlines() if c.strip()])
+        elif lang == "" and previous == "bash":
+            yield seen, body
+        previous = lang
+
+
+def printed_output(block: str, n_commands: int, folder: Path, logs) -> list[str]:
+    """The lines that the walkthrough printed where docs/cli.md shows ``block``: the
+    recommendations file for a CSV block, else the last command's output, its
+    temporary folder written ``/…``."""
+    if block.split("\n", 1)[0] == "user,rank,item,score":
+        return (folder / "recs.csv").read_text().rstrip("\n").split("\n")
+    return logs[n_commands - 1][1].replace(str(folder.resolve()), "/…").rstrip("\n").split("\n")
+
+
+def test_the_documented_outputs_are_what_the_commands_print(walkthrough):
+    # Every example output in docs/cli.md is produced by running it: a changed default or
+    # message that is not carried into the docs fails here (paste the "printed" text).
+    folder, logs = walkthrough
+    shown = list(shown_outputs(DOC.read_text()))
+    assert len(shown) >= 3
+    for n_commands, block in shown:
+        lines = block.rstrip("\n").split("\n")
+        printed = printed_output(block, n_commands, folder, logs)
+        if "…" in lines:  # the rest is elided in the docs
+            cut = lines.index("…")
+            lines, printed = lines[:cut], printed[:cut]
+        assert lines == printed, (
+            "docs/cli.md shows:\n" + block + "\nbut it printed:\n" + "\n".join(printed)
+            + "\n(after a deliberate change: python tests/regenerate_cli_doc.py)")

@@ -22,6 +22,11 @@ def test_docs_index_examples_run(capsys):
                 exec(compile(block, f"{DOC.name}[block {k}]", "exec"), namespace)
             except Exception as err:  # pragma: no cover - the message is the point
                 pytest.fail(f"docs/index.md block {k} failed: {err!r}\n{block}")
-    out = capsys.readouterr().out
-    assert "RatingData(n_users=4" in out and "out of range" in out
-    assert "excess risk" in out
+    out = capsys.readouterr().out.splitlines()
+    # The outputs the page quotes in its comments, as printed.
+    assert "RatingData(n_users=4, D_u=3, n_items=5, D_i=5, |Ω|=4)" in out
+    assert any(line.startswith("user_ids: id 9 at position 1 is out of range; user_features "
+                               "has 4 rows") for line in out)
+    assert "11200 2800 6000" in out
+    assert any(re.fullmatch(r"Metrics\(rmse=[\d.]+, mae=[\d.]+, n=6000\)", line) for line in out)
+    assert any(line.startswith("excess risk ") for line in out)

@@ -49,3 +49,32 @@ def test_excess_risk_is_zero_for_the_truth_and_the_signal_power_for_zero():
     power = np.mean(truth.rating(x_u, x_i) ** 2)
     assert abs(zero.value - power) < 4 * zero.stderr + 0.05 * power
     assert zero.stderr > 0 and zero.n_pairs == 90_000
+
+
+class _NormalTruth:
+    """R*(x_u, x_i) = x_u with one-dimensional standard normal covariates."""
+
+    @staticmethod
+    def sample_users(n, rng):
+        return np.random.default_rng(rng).standard_normal((n, 1))
+
+    sample_items = sample_users
+
+    @staticmethod
+    def user_map(x):
+        return x
+
+    @staticmethod
+    def item_map(x):
+        return np.ones_like(x)
+
+
+@pytest.mark.parametrize("error", ["items", "users", "both"])
+def test_the_excess_risks_standard_error_is_its_spread_over_fresh_draws(error):
+    # A predictor off by x_i errs by item only: every user's mean error is the same,
+    # so a standard error from per-user means alone would be about 0 here.
+    off = {"items": lambda u, i: u + i.T, "users": lambda u, i: 2 * u + 0 * i.T,
+           "both": lambda u, i: u + u * i.T}[error]
+    draws = [excess_risk(off, _NormalTruth(), n_users=60, n_items=40, seed=s) for s in range(400)]
+    spread = np.std([d.value for d in draws], ddof=1)
+    assert np.mean([d.stderr for d in draws]) == pytest.approx(spread, rel=0.15)

@@ -148,7 +148,7 @@ class TrainConfig:
     optimizer: str = "muon"
     learning_rate: float = 2.4e-2
     decay_rate: float = 0.5
-    decay_epochs: float = 1000.0
+    decay_epochs: float = 700.0
     decay_begin_epochs: float = 0.0
     min_learning_rate: float = 1e-4
     warmup_epochs: float = 0.0

@@ -64,9 +64,13 @@ def _check_finite(name: str, arr: np.ndarray, limit: float, fix: str) -> None:
             f"{name}: {int(bad.sum())} non-finite value(s) (NaN or inf), first at "
             f"{_position(np.argwhere(bad)[0])}; {fix}"
         )
-    if arr.size == 0 or arr.dtype.kind == "b" or (arr.max() <= limit and arr.min() >= -limit):
+    if arr.size == 0 or arr.dtype.kind == "b":
         return
-    where = np.argwhere((arr > limit) | (arr < -limit))[0]
+    # Compared as Python floats: NumPy would cast ``limit`` to a narrow dtype (float16).
+    if float(arr.max()) <= limit and float(arr.min()) >= -limit:
+        return
+    wide = arr.astype(np.float64)
+    where = np.argwhere((wide > limit) | (wide < -limit))[0]
     if limit == _FLOAT32_MAX:
         why = "does not fit in float32; rescale the column"
     else:

@@ -1,0 +1,184 @@
+"""The figures the README and RESULTS.md quote are the ones the benchmarks wrote.
+
+Each published run's output is committed under ``benchmarks/results/`` (the
+benchmarks write to the ignored ``benchmarks/out/``; publishing a run is copying
+its JSON there), and Table 1's runs are the committed cache
+``benchmarks/table1_cache/``. These tests format each figure from those files the
+way the documents print it and look for it in the text, so a rerun that moves a
+number, or an edit that changes one by hand, fails here until both agree.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+README = (ROOT / "README.md").read_text()
+RESULTS_MD = (ROOT / "benchmarks" / "RESULTS.md").read_text()
+
+sys.path.insert(0, str(ROOT / "benchmarks"))
+import table1  # noqa: E402
+from common import mean_se  # noqa: E402
+
+
+def _section(text: str, heading: str) -> str:
+    """The text from ``heading`` to the next heading of the same or a higher level
+    (lines in code fences, such as Python comments, are not headings)."""
+    level = len(heading.split(" ", 1)[0])
+    lines = text[text.index(heading):].splitlines(keepends=True)
+    fenced, out = False, [lines[0]]
+    for line in lines[1:]:
+        fenced ^= line.startswith("```")
+        hashes = len(line) - len(line.lstrip("#"))
+        if not fenced and 0 < hashes <= level and line[hashes:hashes + 1] == " ":
+            break
+        out.append(line)
+    return "".join(out)
+
+
+def _readme_bullet(first_words: str) -> str:
+    results = _section(README, "## Results")
+    start = results.index(f"- **{first_words}")
+    end = results.find("\n- **", start + 1)
+    return results[start: end if end > 0 else len(results)]
+
+
+# --- the rate sweep -----------------------------------------------------------------
+
+SWEEP = json.loads((RESULTS / "rate_sweep.json").read_text())
+
+
+def _interval(fit: dict) -> str:
+    return f"{fit['exponent']:.3f} [{fit['ci_low']:.3f}, {fit['ci_high']:.3f}]"
+
+
+@pytest.mark.parametrize("row", SWEEP["results"], ids=lambda r: f"beta={r['beta']},d={r['d']}")
+def test_each_measured_rate_is_quoted_as_the_sweep_measured_it(row):
+    plain = row["fits"]["plain"]
+    bullet = _readme_bullet("Convergence rate")
+    section = _section(RESULTS_MD, "## 3.")
+    assert _interval(plain) in bullet
+    assert _interval(plain) in section
+    assert f"{row['predicted']:.3f}" in bullet
+    verdict = "consistent" if plain["consistent"] else "inconsistent"
+    assert f"| {_interval(plain)} | {verdict}" in section
+
+
+@pytest.mark.parametrize("ordering", SWEEP["orderings"], ids=lambda o: o["kind"])
+def test_each_ordering_is_reported_as_resolved_only_when_the_sweep_resolved_it(ordering):
+    bullet = " ".join(_readme_bullet("Convergence rate").split())
+    word = {"d": "in d ", "β": "in β "}[ordering["kind"]]
+    (sentence,) = [x for x in re.split(r"(?<=\.) ", bullet) if word in x]
+    if ordering["resolved"]:
+        assert "resolved" in sentence and "unresolved" not in sentence, sentence
+    else:
+        assert "unresolved" in sentence, sentence
+
+
+def test_the_sweep_time_the_readme_quotes_is_the_published_runs():
+    minutes, seconds = divmod(round(SWEEP["wall_seconds"]), 60)
+    assert f"{minutes} min {seconds:02d} s" in README
+    assert f"{minutes} min {seconds:02d} s" in _section(RESULTS_MD, "## 3.")
+
+
+# --- time to accuracy -------------------------------------------------------------
+
+def _tta() -> dict:
+    return json.loads((RESULTS / "time_to_accuracy.json").read_text())
+
+
+def _record(setting, seed, config) -> dict:
+    (rec,) = [r for r in _tta()["records"] if r["setting"] == list(setting) and r["seed"] == seed
+              and r["config"] == config]
+    return rec
+
+
+def test_the_readme_example_promises_the_rmse_of_its_published_run():
+    # The README's library example is the default protocol on (1500, 1500, 20) with
+    # seed 0 throughout: time_to_accuracy's "default" record for that setting and seed.
+    example = _section(README, "## Using the library")
+    promised = re.search(r"rmse≈(\d\.\d+)", example).group(1)
+    measured = _record((1500, 1500, 20), 0, "default")["test_rmse"]
+    assert f"{measured:.{len(promised) - 2}f}" == promised
+
+
+def test_the_headline_synthetic_figure_is_the_published_runs():
+    bullet = _readme_bullet("Synthetic study")
+    default = _record((1500, 1500, 20), 0, "default")
+    reference = _record((1500, 1500, 20), 0, "reference")
+    assert f"{default['test_rmse']:.4f}" in bullet
+    assert f"{reference['test_rmse']:.4f}" in bullet
+    for rec in (default, reference):
+        minutes, seconds = divmod(round(rec["seconds"]), 60)
+        assert f"{minutes} min {seconds:02d} s" in bullet
+
+
+def test_every_time_to_accuracy_ratio_in_results_md_is_the_runs():
+    section = _section(RESULTS_MD, "### Time to accuracy")
+    for v in _tta()["verdicts"]:
+        if v["reach_ratio"] is not None:
+            assert f"{v['reach_ratio']:.3f}" in section
+        assert f"{v['default_rmse']:.4f}" in section
+        assert f"{v['reference_rmse']:.4f}" in section
+
+
+# --- Table 1 ----------------------------------------------------------------------
+
+def _table1_cache() -> dict:
+    """Test RMSEs by (setting index, method) from the committed cache (the previous
+    protocol's files: TTM with and without the refit, and the four competitors)."""
+    runs = defaultdict(list)
+    for path in sorted((ROOT / "benchmarks" / "table1_cache").glob("s*.json")):
+        m = re.match(r"s(\d)-\d+x\d+x\d+-r(\d)-(\w+)-", path.name)
+        blob = json.loads(path.read_text())
+        result = blob.get("result", blob)
+        method = m.group(3)
+        if method == "ttm":
+            method = "ttm refit" if "refit_epochs" in result else "ttm"
+        runs[int(m.group(1)), method].append(result["test_rmse"])
+        if method == "ttm refit" and m.group(2) == "0":
+            # The refit's record keeps its early-stopped model's score too.
+            runs[int(m.group(1)), "ttm early-stopped, rep. 0"].append(
+                result["validated_test_rmse"])
+    return runs
+
+
+def test_the_readme_table1_rows_are_the_committed_caches_means():
+    runs = _table1_cache()
+    table = _readme_bullet("Table 1")
+    for s, setting in enumerate(table1.SETTINGS, start=1):
+        refit, refit_se = mean_se(runs[s, "ttm refit"])
+        competitors = [m for m in table1.METHODS if m != "ttm"]
+        best = min(competitors, key=lambda m: mean_se(runs[s, m])[0])
+        best_mean = mean_se(runs[s, best])[0]
+        plain = runs.get((s, "ttm"), [])
+        plain_cell = ("{:.3f} ({:.3f})".format(*mean_se(plain)) if len(plain) > 1
+                      else f"{runs[s, 'ttm early-stopped, rep. 0'][0]:.4f} (rep. 0)")
+        paper_ttm = table1.PAPER[setting]["ttm"][0]
+        row = (f"| **{refit:.3f}** ({refit_se:.3f}) | {plain_cell} | {best_mean:.3f} "
+               f"({table1.LABELS[best]}) | {paper_ttm:.3f}")
+        assert row in table, row
+
+
+# --- training step ----------------------------------------------------------------
+
+def test_the_training_step_figures_are_the_published_runs():
+    speed = json.loads((RESULTS / "train_speed.json").read_text())
+    (row,) = [r for r in speed["rows"] if r["batch_size"] == 32768]
+    bullet = " ".join(_readme_bullet("Training step").split())
+    assert f"{row['entity_per_s']:,.0f} ratings per second" in bullet
+    assert f"{row['ratio']:.2f}×" in bullet
+    fractions = [r[f"{m}_peak_fraction"] for r in speed["rows"] for m in ("rating", "entity")
+                 if r["batch_size"] >= 4096]
+    assert f"{min(fractions):.2f}–{max(fractions):.2f} of a matmul" in bullet
+    section = _section(RESULTS_MD, "## 2.")
+    assert f"**{speed['meta']['matmul_peak_gflops']:.1f} GFLOP/s**" in section
+    for r in speed["rows"]:
+        assert f"{r['entity_per_s']:,.0f}" in section and f"{r['rating_per_s']:,.0f}" in section
