@@ -1,7 +1,9 @@
 """MovieLens-100K: the two-tower model against scikit-surprise, warm and cold start.
 
-Two studies, both cached per (study, method, seed) in ``--cache`` so an
-interrupted run resumes where it stopped:
+Three studies, each result cached per (study, method, seed) in ``--cache`` under
+a key holding everything that determines it (the method's settings, the data
+options, the library version), so an interrupted run resumes where it stopped
+and a changed setting is recomputed:
 
 1. Table 3 layout (SPEC §7 on MovieLens): for each seed, 20% of users are held
    out entirely (all their ratings are cold-start test pairs) and 20% of the
@@ -9,14 +11,20 @@ interrupted run resumes where it stopped:
    on warm pairs and on cold-start (held-out user) pairs, mean (s.e.) over seeds.
 2. 5-fold cross-validated RMSE on all 100,000 ratings (random folds), directly
    comparable with scikit-surprise's published ML-100K table.
+3. Top-10 ranking on the same folds (recall@10, NDCG@10, MAP@10; a held-out
+   rating of 4 or more is relevant; items the user rated in training are
+   excluded): TTM (hybrid) against scikit-surprise SVD and a popularity baseline.
 
-Methods: TTM on covariates only; hybrid TTM (covariates plus one-hot ids, with
-user-id dropout so held-out users are scored through their covariates);
-scikit-surprise SVD, SVDpp, KNNBaseline, CoClustering, BaselineOnly; global
-mean. Surprise methods use their library defaults (the settings of its
-published table), not re-tuned; they score cold users by their fallback
-(``ttm_jax.baselines.FALLBACK``). TTM settings were chosen on a validation split
-carved out of seed 0's *training* set (see ``TTM_SETTINGS``), never on test.
+Methods: TTM on covariates only; hybrid TTM, ``ttm_jax.presets.movielens_100k()``
+fitted exactly as a user would (``TwoTowerRegressor(*movielens_100k(),
+seed=s).fit(train)``: covariates plus id embedding tables; held-out users read
+the id table's unknown row, so their covariates carry them); the same with the
+user covariates zeroed (a control: what the demographics add); scikit-surprise
+SVD, SVDpp, KNNBaseline, CoClustering, BaselineOnly; global mean. Surprise
+methods use their library defaults (the settings of its published table), not
+re-tuned; they score cold users by their fallback
+(``ttm_jax.baselines.FALLBACK``). The preset's penalties were chosen by
+``benchmarks/tune_movielens.py`` on a split inside seed 0's training set.
 
 Usage:
   python benchmarks/movielens.py --data ../shared/datasets/ml-100k --seeds 5
@@ -29,6 +37,7 @@ import functools
 import math
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 from common import ResultCache, mean_se
@@ -36,7 +45,9 @@ from common import ResultCache, mean_se
 import ttm_jax
 from ttm_jax import ModelConfig, RatingData, TrainConfig, TwoTowerRegressor, evaluate
 from ttm_jax.baselines import FALLBACK, fit_predict_baseline
-from ttm_jax.data import cold_start_split, read_movielens, with_id_dropout, zero_unseen_ids
+from ttm_jax.data import cold_start_split, read_movielens
+from ttm_jax.evaluate import evaluate_ranking
+from ttm_jax.presets import MOVIELENS_TITLE_WORDS, movielens_100k
 
 SURPRISE = ("svd", "svdpp", "knn_baseline", "coclustering", "baseline_only", "global_mean")
 TTM = ("ttm_cov", "ttm_hybrid", "ttm_ids")
@@ -50,119 +61,109 @@ LABELS = {
     "coclustering": "CoClustering",
     "baseline_only": "BaselineOnly",
     "global_mean": "Global mean",
+    "popularity": "Popularity",
 }
 SURPRISE_PARAMS = {"svdpp": {"cache_ratings": True}}
+# The methods ranked in the top-k study (on the CV folds), besides the popularity baseline.
+RANKED = ("ttm_hybrid", "svd")
+RANK_K = 10
+RELEVANT = 4.0  # a held-out item is relevant when rated at least this
 
-# Chosen on seed 0: its training set was split again (20% of its users held
-# out, 15% of the rest as test, 10% validation) and configurations compared on
-# that inner test; the outer test sets were never looked at. Inner-test RMSE
-# (warm / cold user) of the candidates that decided it:
-#   hybrid, linear towers, full-scale user covariates      0.9286 / 1.0297
-#   same, user covariates scaled by 0.03                   0.9182 / 1.0142   <- chosen
-#   same, plus user-id dropout 0.5 (with_id_dropout)       0.9240 / 1.0179
-#   same, user covariates left out                         0.9238 / 1.0154 (with dropout)
-#   one hidden layer of 64 or 128 (SiLU), dropout 0.5      0.9406-0.9440 / 1.035-1.040
-#   standardised inputs (ids then scale like sqrt(n))      1.4073 / 1.1930
-#   user covariates + item ids only (no user ids)          1.0039 / 1.0315
-#   BaselineOnly / SVD on the same inner split             0.9458 / 1.0247, 0.9500 / 1.0239
-# A second round on the same inner split, from the chosen one (0.9182 / 1.0142):
-#   batch 1024 (λ 1e-4 or 3e-4)                            0.9206 / 1.0163, 0.9205 / 1.0155
-#   embedding 64                                           0.9161 / 1.0153
-#   + 100 title words on the item side                     0.9144 / 1.0151
-#   + 100 title words, embedding 128                       0.9166 / 1.0154
-#   + 100 title words, embedding 64, step 5e-4             0.9147 / 1.0139   <- chosen
-# The optimiser these settings were tuned and measured with (RESULTS.md §5), pinned so
-# that a change of TrainConfig()'s defaults cannot change this benchmark: Adam, batch
-# 4096, a constant step.
-_MEASURED_WITH = dict(optimizer="adam", batch_size=4096, decay_rate=1.0)
-TTM_SETTINGS = {
-    "ttm_cov": dict(
-        model=ModelConfig(hidden=(64,), embedding_dim=32),
-        train=TrainConfig(learning_rate=3e-3, penalty_weight=1e-4, max_epochs=300,
-                          eval_every_epochs=2, patience=6, max_seconds=60, **_MEASURED_WITH),
-    ),
-    "ttm_hybrid": dict(
-        model=ModelConfig(hidden=(), embedding_dim=64, standardize=False),
-        train=TrainConfig(learning_rate=5e-4, penalty_weight=3e-4, max_epochs=400,
-                          eval_every_epochs=2, patience=6, max_seconds=120, **_MEASURED_WITH),
-        id_dropout=0.0,
-        user_covariate_scale=0.03,
-    ),
-}
-# The same with the user covariates left out (scale 0): a control that shows
-# what the demographics add for cold users.
-TTM_SETTINGS["ttm_ids"] = dict(TTM_SETTINGS["ttm_hybrid"], user_covariate_scale=0.0)
-VALIDATION_FRACTION = 0.1
-TITLE_WORDS = 100  # item covariates include the 100 most frequent title words
+# The covariate-only model keeps the settings (and the optimiser) RESULTS.md §5 measured it
+# with: Adam, batch 4096, a constant step, the early-stopped model.
+TTM_COV = dict(
+    model=ModelConfig(hidden=(64,), embedding_dim=32),
+    train=TrainConfig(optimizer="adam", batch_size=4096, decay_rate=1.0, learning_rate=3e-3,
+                      penalty_weight=1e-4, max_epochs=300, eval_every_epochs=2, patience=6,
+                      max_seconds=60),
+)
+VALIDATION_FRACTION = 0.1  # of the covariate-only model's early stopping
 
 
-def _strip_ids(data: RatingData, n_users: int, n_items: int) -> RatingData:
-    return RatingData(data.user_features[:, :-n_users], data.item_features[:, :-n_items],
-                      data.user_ids, data.item_ids, data.ratings)
+def _settings(method: str):
+    """What determines a method's fit (its cache key holds it)."""
+    if method == "ttm_cov":
+        return TTM_COV
+    if method in TTM:
+        return dict(zip(("model", "train"), movielens_100k()))
+    return SURPRISE_PARAMS.get(method)
 
 
-def _scale_user_covariates(data: RatingData, n_users: int, scale: float) -> RatingData:
-    # Scaling the covariate block down is a stronger penalty and a smaller Adam
-    # step on its weights; at full scale the dense demographic columns overfit
-    # before the id embeddings have learnt (tuning split: warm 0.939 vs 0.924).
-    uf = np.array(data.user_features, np.float32, copy=True)
-    uf[:, :-n_users] *= scale
-    return RatingData(uf, data.item_features, data.user_ids, data.item_ids, data.ratings)
+def _without_user_covariates(data: RatingData) -> RatingData:
+    """The control ``ttm_ids``: every user's covariates zeroed, so a user is its id alone."""
+    return RatingData(np.zeros_like(data.user_features), data.item_features, data.user_ids,
+                      data.item_ids, data.ratings)
 
 
-def _fit_ttm(method, train, test, seed, n_users, n_items, *, id_dropout=True):
-    cfg = TTM_SETTINGS[method]
+def _fit_ttm(method, train, test):
     t0 = time.perf_counter()
     if method == "ttm_cov":
-        train, test = _strip_ids(train, n_users, n_items), _strip_ids(test, n_users, n_items)
-        # refit="none": the protocol RESULTS.md §5 measured (the early-stopped model),
-        # from before the refit became TwoTowerRegressor's default; the hybrid and
-        # id variants pass their own validation set and so never refit.
-        reg = TwoTowerRegressor(cfg["model"], cfg["train"],
-                                validation_fraction=VALIDATION_FRACTION, seed=seed,
-                                refit="none", progress=False).fit(train)
-        pred = reg.predict(test)
+        # refit="none": the protocol RESULTS.md §5 measured (the early-stopped model).
+        reg = TwoTowerRegressor(TTM_COV["model"], TTM_COV["train"],
+                                validation_fraction=VALIDATION_FRACTION, seed=train.seed,
+                                refit="none", progress=False)
     else:
-        c = cfg["user_covariate_scale"]
-        train, test = (_scale_user_covariates(x, n_users, c) for x in (train, test))
-        split_seed = seed + 10_000
-        from ttm_jax import random_split
-
-        inner = random_split(train, VALIDATION_FRACTION, seed=split_seed)
-        fit_train, fit_val = inner.train, inner.test
-        if id_dropout and cfg.get("id_dropout"):
-            fit_train, fit_val = with_id_dropout(fit_train, fit_val, user_id_columns=n_users,
-                                                 fraction=cfg["id_dropout"], seed=seed)
-        reg = TwoTowerRegressor(cfg["model"], cfg["train"], seed=seed,
-                                progress=False).fit(fit_train, fit_val)
-        pred = reg.predict(zero_unseen_ids(test, train, user_id_columns=n_users,
-                                           item_id_columns=n_items))
+        # Exactly what a user of the preset runs: the regressor's own hold-out and refit.
+        reg = TwoTowerRegressor(*movielens_100k(), seed=train.seed, progress=False)
+    data = train.data if method != "ttm_ids" else _without_user_covariates(train.data)
+    reg.fit(data)
+    pred = reg.predict(test if method != "ttm_ids" else _without_user_covariates(test))
     info = dict(epochs=reg.result_.epochs_run, best_epoch=reg.result_.best_epoch,
                 stop=str(reg.result_.stop_reason))
-    return pred, time.perf_counter() - t0, info
+    return pred, time.perf_counter() - t0, info, reg
 
 
-def _score(method, train, test, seed, n_users, n_items, **kw):
+class _Train(NamedTuple):
+    data: RatingData
+    seed: int
+
+
+def _all_pairs(data: RatingData) -> RatingData:
+    u, i = np.divmod(np.arange(data.n_users * data.n_items), data.n_items)
+    return RatingData(data.user_features, data.item_features, u.astype(np.int32),
+                      i.astype(np.int32), np.zeros(u.size, np.float32))
+
+
+def _score(method, train: RatingData, test: RatingData, seed: int, *, rank: bool = False):
+    """RMSE (overall, warm, cold) of ``method`` trained on ``train``; with ``rank``, also its
+    recall/NDCG/MAP at ``RANK_K`` on ``test`` (items ``train`` rated excluded)."""
+    ranking = None
     if method in TTM:
-        pred, secs, info = _fit_ttm(method, train, test, seed, n_users, n_items, **kw)
+        pred, secs, info, reg = _fit_ttm(method, _Train(train, seed), test)
+        if rank:
+            ranking = evaluate_ranking(reg.model_, test, train, k=RANK_K, threshold=RELEVANT)
     else:
-        res = fit_predict_baseline(method, _strip_ids(train, n_users, n_items),
-                                   _strip_ids(test, n_users, n_items),
-                                   params=SURPRISE_PARAMS.get(method), seed=seed)
+        res = fit_predict_baseline(method, train, test, params=SURPRISE_PARAMS.get(method),
+                                   seed=seed)
         pred, secs, info = res.predictions, res.fit_seconds, dict(
             fallback_pairs=int(res.fallback.sum()))
+        if rank:
+            # Unclipped estimates: clipping at 5 would tie every item estimated above it.
+            full = fit_predict_baseline(method, train, _all_pairs(train),
+                                        params=SURPRISE_PARAMS.get(method), seed=seed, clip=False)
+            scores = full.predictions.reshape(train.n_users, train.n_items)
+            ranking = evaluate_ranking(scores, test, train, k=RANK_K, threshold=RELEVANT)
     ev = evaluate(np.asarray(pred, np.float64), test, train)
     out = {k: (None if m is None else m.rmse) for k, m in ev._asdict().items()}
     out.update(seconds=secs, **info)
+    if ranking is not None:
+        out["ranking"] = ranking._asdict()
     return out
+
+
+def _popularity(train: RatingData, test: RatingData) -> dict:
+    """The popularity baseline's ranking: every user gets the most-rated items they have not rated."""
+    counts = np.bincount(train.item_ids, minlength=train.n_items).astype(np.float64)
+    scores = np.broadcast_to(counts, (train.n_users, train.n_items))
+    return evaluate_ranking(scores, test, train, k=RANK_K, threshold=RELEVANT)._asdict()
 
 
 def _cached(cache: ResultCache, name: str, method: str, compute):
     """``compute()``'s result for ``name``, reused only while nothing that determines it
     has changed: the method's settings and the library version are part of its key."""
-    key = {"method": method, "settings": repr(TTM_SETTINGS.get(method, SURPRISE_PARAMS.get(method))),
-           "validation_fraction": VALIDATION_FRACTION, "title_words": TITLE_WORDS,
-           "ttm_jax": ttm_jax.__version__}
+    key = {"method": method, "settings": repr(_settings(method)),
+           "validation_fraction": VALIDATION_FRACTION, "title_words": MOVIELENS_TITLE_WORDS,
+           "rank": [RANK_K, RELEVANT], "ttm_jax": ttm_jax.__version__}
     t0 = time.perf_counter()
     value = cache.load(name, key)
     if value is None:
@@ -190,9 +191,7 @@ def main(argv=None):
     methods = [m for m in args.methods.split(",") if m]
     cache = ResultCache(args.cache)
     t_start = time.perf_counter()
-    ml = read_movielens(args.data, user_ids=True, item_ids=True, title_words=TITLE_WORDS)
-    data = ml.data
-    nu, ni = data.n_users, data.n_items
+    data = read_movielens(args.data, title_words=MOVIELENS_TITLE_WORDS).data
 
     table = {m: [] for m in methods}
     for seed in range(args.seeds):
@@ -201,9 +200,10 @@ def main(argv=None):
               flush=True)
         for m in methods:
             table[m].append(_cached(cache, f"cold-{m}-seed{seed}", m,
-                                    functools.partial(_score, m, split.train, split.test, seed, nu, ni)))
+                                    functools.partial(_score, m, split.train, split.test, seed)))
 
     cv = {m: [] for m in methods}
+    popularity = []
     if args.folds:
         perm = np.random.default_rng(0).permutation(data.n_ratings)
         folds = np.array_split(perm, args.folds)
@@ -213,8 +213,9 @@ def main(argv=None):
             print(f"fold {k}: train {train.n_ratings}, test {test.n_ratings}", flush=True)
             for m in methods:
                 cv[m].append(_cached(cache, f"cv-{m}-fold{k}", m,
-                                     functools.partial(_score, m, train, test, k, nu, ni,
-                                                       id_dropout=False)))
+                                     functools.partial(_score, m, train, test, k,
+                                                       rank=m in RANKED)))
+            popularity.append(_popularity(train, test))
 
     lines = [
         f"Command: `python benchmarks/movielens.py --data {args.data} --seeds {args.seeds} "
@@ -254,6 +255,20 @@ def main(argv=None):
                   "| " + " | ".join(LABELS[m] for m in methods) + " |",
                   "|" + "---|" * len(methods),
                   "| " + " | ".join(_fmt([r["overall"] for r in cv[m]]) for m in methods) + " |"]
+        ranked = {m: [r["ranking"] for r in cv[m]] for m in RANKED if m in methods}
+        ranked["popularity"] = popularity
+        lines += ["", f"### Top-{RANK_K} ranking on the {args.folds} CV folds, mean (s.e.) over "
+                  "folds", "",
+                  f"Each user with a held-out rating of at least {RELEVANT:g} (relevant items) "
+                  "gets a list of the items they did not rate in the fold's training set; "
+                  "SVD ranks by its unclipped estimates, the popularity baseline by the number "
+                  "of training ratings.", "",
+                  f"| method | recall@{RANK_K} | NDCG@{RANK_K} | MAP@{RANK_K} | users |",
+                  "|---|---|---|---|---|"]
+        for m, rows in ranked.items():
+            lines.append(f"| {LABELS[m]} | " + " | ".join(
+                _fmt([r[name] for r in rows]) for name in ("recall", "ndcg", "map"))
+                + f" | {rows[0]['n_users']} |")
     lines += ["", f"Wall time of this invocation: {time.perf_counter() - t_start:.0f} s "
               "(cached entries cost nothing)."]
     text = "\n".join(lines) + "\n"

@@ -6,8 +6,10 @@ Training: SPEC §6-style synthetic data (D_u = D_i = 50, d = 20, p = 30) with
 10^6 users and 10^5 items at the top). Each size runs in its own process, which
 generates the data in chunks, builds the ``RatingData``, and times the jitted
 ``lax.scan`` training chunk of ``fit`` (default ``ModelConfig()``,
-``TrainConfig()``: batch 4096, Adam, tower mode "auto") for a fixed number of
-steps after compilation. Cost per rating = seconds / (steps × batch). Peak
+``TrainConfig()``: batch 32,768, Muon, tower mode "auto") for a fixed number of
+steps after compilation, for the covariate-only model and for the hybrid model
+(``ModelConfig(user_ids=True, item_ids=True)``: an id table per side, updated
+row-wise, ``TrainConfig(id_updates="rows")``). Cost per rating = seconds / (steps × batch). Peak
 memory is the process's maximum resident set size (``getrusage`` ru_maxrss),
 data generation included, so it bounds the training peak from above.
 
@@ -19,7 +21,7 @@ to embed and index the catalogue once.
 
 Ratios are against the smallest size. Run:
 
-    python benchmarks/scale.py                 # ~5-10 minutes on a 2-core CPU
+    python benchmarks/scale.py                 # ~10 minutes on a 2-core CPU
     python benchmarks/scale.py --quick         # smaller sizes, a smoke test
 
 Writes benchmarks/out/scale.json and benchmarks/out/scale.md.
@@ -75,7 +77,7 @@ def _synthetic(n_users: int, n_items: int, n_ratings: int, seed: int):
     return RatingData(x_u, x_i, users, items, ratings)
 
 
-def train_worker(n_ratings: int, steps: int, repeats: int, seed: int) -> dict:
+def train_worker(n_ratings: int, steps: int, repeats: int, seed: int, ids: bool) -> dict:
     import jax
     from common import time_train_chunk
 
@@ -88,12 +90,20 @@ def train_worker(n_ratings: int, steps: int, repeats: int, seed: int) -> dict:
     gen_s = time.perf_counter() - t0
     rss_data = _peak_rss_gib()
 
-    config = TrainConfig()
-    mode = resolve_tower_mode(config.tower_mode, n_users, n_items, config.batch_size)
-    model = init_model(ModelConfig(), data, key=jax.random.key(seed))
+    # The hybrid model updates only the id rows each minibatch reads (id_updates="rows"):
+    # a dense update of a [10^6, 200] table and its moments every step would cost more
+    # than the towers.
+    config = TrainConfig(id_updates="rows") if ids else TrainConfig()
+    mode = resolve_tower_mode(config.tower_mode, n_users, n_items, config.batch_size,
+                              config.id_updates)
+    # The hybrid model (SPEC §1): the same towers plus an id table per side, a learnt
+    # row per user and item ([n + 1, 200] each) added to the first layer.
+    model_config = ModelConfig(user_ids=ids, item_ids=ids)
+    model = init_model(model_config, data, key=jax.random.key(seed))
     timing = time_train_chunk(model, data, config, mode, steps, repeats)
     best, times, compile_s = timing["seconds_best"], timing["seconds_all"], timing["first_s"]
     return {
+        "model": "hybrid" if ids else "covariates",
         "n_ratings": n_ratings, "n_users": n_users, "n_items": n_items, "tower_mode": mode,
         "batch_size": config.batch_size, "steps": steps, "repeats": repeats,
         "seconds_best": best, "seconds_all": times,
@@ -110,14 +120,14 @@ def topk_worker(n_items: int, k: int, batch: int, repeats: int, seed: int) -> di
     import numpy as np
 
     from ttm_jax import ModelConfig, embed_items, embed_users, make_synthetic
-    from ttm_jax.io import FeatureSchema, build_model
+    from ttm_jax.model import build_model
     from ttm_jax.serving.recommend import index_items, top_k
 
     _, truth = make_synthetic(4, 4, 4, intrinsic_dim=20, ambient_dim=50, seed=seed)
     rng = np.random.default_rng(seed)
     x_i = truth.sample_items(n_items, rng)
     x_u = truth.sample_users(batch, rng)
-    model = build_model(ModelConfig(), FeatureSchema(50, 50))
+    model = build_model(ModelConfig(), 50, 50)
     embed_items(model, x_i[:1000])  # compile
     t0 = time.perf_counter()
     v = embed_items(model, x_i)
@@ -156,17 +166,26 @@ def main() -> None:
                         help="|Ω| values (default 1e5 1e6 1e7)")
     parser.add_argument("--catalogues", type=float, nargs="+", default=[1e4, 1e5, 1e6],
                         help="item counts for top-k (default 1e4 1e5 1e6)")
-    parser.add_argument("--steps", type=int, default=100, help="timed steps per repeat")
+    # 20 steps of the default batch (32,768) are 655,360 ratings per repeat.
+    parser.add_argument("--steps", type=int, default=20, help="timed steps per repeat")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quick", action="store_true", help="sizes 1e4, 1e5; catalogues "
                                                              "1e3, 1e4; 20 steps")
+    parser.add_argument("--out", type=Path, default=OUT,
+                        help="folder for scale.json and scale.md (default: benchmarks/out)")
+    parser.add_argument("--models", nargs="+", choices=["covariates", "hybrid"],
+                        default=["covariates", "hybrid"],
+                        help="covariate-only towers, and the hybrid model with id tables "
+                             "(default: both, at every size)")
+    parser.add_argument("--ids", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--worker", choices=["train", "topk"], help=argparse.SUPPRESS)
     parser.add_argument("--n", type=float, help=argparse.SUPPRESS)
     args = parser.parse_args()
 
     if args.worker == "train":
-        print(json.dumps(train_worker(int(args.n), args.steps, args.repeats, args.seed)))
+        print(json.dumps(train_worker(int(args.n), args.steps, args.repeats, args.seed,
+                                      args.ids)))
         return
     if args.worker == "topk":
         print(json.dumps(topk_worker(int(args.n), 10, 256, args.repeats, args.seed)))
@@ -178,10 +197,12 @@ def main() -> None:
               str(args.seed)]
     train_rows = []
     for n in args.sizes:
-        row = _spawn(["--worker", "train", "--n", str(int(n)), *common])
-        train_rows.append(row)
-        print(f"|Ω|={row['n_ratings']:>10,d}  {row['ns_per_rating']:8.1f} ns/rating  "
-              f"peak RSS {row['peak_rss_gib']:.2f} GiB", flush=True)
+        for name in args.models:
+            row = _spawn(["--worker", "train", "--n", str(int(n)), *common]
+                         + (["--ids"] if name == "hybrid" else []))
+            train_rows.append(row)
+            print(f"|Ω|={row['n_ratings']:>10,d} {name:>10}  {row['ns_per_rating']:8.1f} "
+                  f"ns/rating  peak RSS {row['peak_rss_gib']:.2f} GiB", flush=True)
     topk_rows = []
     for m in args.catalogues:
         row = _spawn(["--worker", "topk", "--n", str(int(m)), *common])
@@ -189,18 +210,23 @@ def main() -> None:
         print(f"items={row['n_items']:>10,d}  {row['batch_ms_per_user']:8.3f} ms/user (batch), "
               f"{row['single_ms_per_user']:8.3f} ms (single)", flush=True)
 
-    base, tbase = train_rows[0], topk_rows[0]
+    tbase = topk_rows[0]
+    base = {r["model"]: r for r in reversed(train_rows)}  # each model's smallest size
+    same_size = {(r["model"], r["n_ratings"]): r for r in train_rows}
     lines = [
-        "| |Ω| | users | items | tower mode | ratings/s | ns per rating | ratio | peak RSS "
-        "(GiB) | RSS after data (GiB) |",
-        "|---:|---:|---:|---|---:|---:|---:|---:|---:|",
+        "| |Ω| | users | items | model | tower mode | ratings/s | ns per rating | ratio to "
+        "smallest | hybrid ÷ covariates | peak RSS (GiB) | RSS after data (GiB) |",
+        "|---:|---:|---:|---|---|---:|---:|---:|---:|---:|---:|",
     ]
     for r in train_rows:
+        cov = same_size.get(("covariates", r["n_ratings"]))
+        vs = (f"{r['ns_per_rating'] / cov['ns_per_rating']:.2f}"
+              if r["model"] == "hybrid" and cov else "")
         lines.append(
-            f"| {r['n_ratings']:,} | {r['n_users']:,} | {r['n_items']:,} | {r['tower_mode']} | "
-            f"{r['ratings_per_s']:,.0f} | {r['ns_per_rating']:.1f} | "
-            f"{r['ns_per_rating'] / base['ns_per_rating']:.2f} | {r['peak_rss_gib']:.2f} | "
-            f"{r['rss_after_data_gib']:.2f} |")
+            f"| {r['n_ratings']:,} | {r['n_users']:,} | {r['n_items']:,} | {r['model']} | "
+            f"{r['tower_mode']} | {r['ratings_per_s']:,.0f} | {r['ns_per_rating']:.1f} | "
+            f"{r['ns_per_rating'] / base[r['model']]['ns_per_rating']:.2f} | {vs} | "
+            f"{r['peak_rss_gib']:.2f} | {r['rss_after_data_gib']:.2f} |")
     lines += [
         "",
         "| items | ms per user (batch of 256) | ratio | ms, single user | ratio | "
@@ -222,11 +248,11 @@ def main() -> None:
     meta = {"date": datetime.date.today().isoformat(), "machine": platform.platform(),
             "cpu_count": __import__("os").cpu_count(), "jax": jax.__version__,
             "backend": jax.default_backend(), "command": " ".join(["python", *sys.argv])}
-    OUT.mkdir(exist_ok=True)
-    (OUT / "scale.json").write_text(json.dumps(
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "scale.json").write_text(json.dumps(
         {"meta": meta, "train": train_rows, "topk": topk_rows}, indent=1))
-    (OUT / "scale.md").write_text(f"{table}\n\n{json.dumps(meta)}\n")
-    print(f"\nwrote {OUT / 'scale.json'} and {OUT / 'scale.md'}")
+    (args.out / "scale.md").write_text(f"{table}\n\n{json.dumps(meta)}\n")
+    print(f"\nwrote {args.out / 'scale.json'} and {args.out / 'scale.md'}")
 
 
 if __name__ == "__main__":

@@ -125,6 +125,38 @@ def test_fit_refits_on_all_ratings_unless_told_not_to(walkthrough, tmp_path):
                               np.asarray(saved.model(x_u, x_i)))
 
 
+def test_the_hybrid_model_from_the_command_line(walkthrough, tmp_path):
+    folder, _ = walkthrough
+    files = ["--ratings", str(folder / "ratings.csv"), "--user-features",
+             str(folder / "users.csv"), "--item-features", str(folder / "items.parquet")]
+    code, out, err = run_cli("fit", *files, "--model", str(tmp_path / "m"), "--hidden", "16",
+                             "--epochs", "10", "--user-ids", "--item-ids",
+                             "--user-id-dropout", "0.2", "--id-penalty-weight", "1e-4",
+                             "--id-updates", "rows", "--no-progress")
+    assert code == 0, err
+    assert "id tables: user ids and item ids" in out
+    saved = load_model(tmp_path / "m")
+    assert saved.model.user_tower.n_ids == 200 and saved.model.item_tower.n_ids == 150
+    # Dropout trained the unknown row, which new users read.
+    assert np.abs(np.asarray(saved.model.user_tower.id_table[...][-1])).max() > 0
+    code, out, err = run_cli("evaluate", "--model", str(tmp_path / "m"), "--ratings",
+                             str(folder / "test.csv"))
+    assert code == 0 and "overall" in out, err
+    for who in (["--users", "u0", "u1"], ["--user-features", str(folder / "new_users.csv")]):
+        out_file = tmp_path / f"recs{len(who)}.csv"
+        code, _, err = run_cli("recommend", "--model", str(tmp_path / "m"), *who, "-k", "3",
+                               "--out", str(out_file))
+        assert code == 0, err
+        assert len(pd.read_csv(out_file)) == 6
+    code, _, err = run_cli("embeddings", "--model", str(tmp_path / "m"), "--out",
+                           str(tmp_path / "emb"))
+    assert code == 0, err
+    # A bad id option is named before anything is read or written.
+    code, _, err = run_cli("fit", *files, "--model", str(tmp_path / "bad"), "--user-ids",
+                           "--user-id-dropout", "1.5")
+    assert code != 0 and "--user-id-dropout" in err and not (tmp_path / "bad").exists()
+
+
 def test_every_command_has_help():
     for command in ("fit", "evaluate", "recommend", "embeddings"):
         with pytest.raises(SystemExit) as info:

@@ -186,6 +186,78 @@ def test_muon_updates_an_id_table_like_adam_row_by_row():
     assert moved[3] > 0 and np.delete(moved, 3).max() == 0
 
 
+def _step_once(config: TrainConfig, batch: Batch, data=None, penalty_weight=None):
+    data = data or small_data()
+    model = ttm.init_model(ModelConfig(hidden=(5,), embedding_dim=3, user_ids=True,
+                                       item_ids=True), data, key=jax.random.key(0))
+    graphdef, state = init_train_state(model, config, 1)
+    step = make_train_step(graphdef, config, "rating", 1)
+    tables = Tables(jnp.asarray(data.user_features), jnp.asarray(data.item_features))
+    return state, step(state, tables, batch)[0]
+
+
+def _moved_rows(before, after, side="user"):
+    table = lambda s: np.asarray(s.params[f"{side}_tower"]["id_table"][...])  # noqa: E731
+    return np.abs(table(after) - table(before)).sum(axis=1) > 0
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam", "muon"])
+def test_row_updates_touch_only_the_rows_a_minibatch_reads(optimizer):
+    # User 3 twice, user 7 once (dropped: it reads the unknown row instead), items 0 and 1.
+    batch = Batch(jnp.array([3, 3, 7], jnp.int32), jnp.array([0, 1, 1], jnp.int32),
+                  jnp.array([5.0, 1.0, 2.0], jnp.float32),
+                  user_dropped=jnp.array([False, False, True]))
+    config = TrainConfig(optimizer=optimizer, learning_rate=1e-2, penalty_weight=1e-2,
+                         id_updates="rows")
+    before, after = _step_once(config, batch)
+    n_users = before.params["user_tower"]["id_table"][...].shape[0] - 1
+    assert np.flatnonzero(_moved_rows(before, after)).tolist() == [3, n_users]
+    assert np.flatnonzero(_moved_rows(before, after, "item")).tolist() == [0, 1]
+    # The optimiser's moments of the other rows are left as they were (LazyAdam).
+    if optimizer == "adam":
+        mu = lambda s: np.asarray(s.opt_state.inner_state[0].mu["user_tower"]["id_table"][...])  # noqa: E731
+        assert np.flatnonzero(np.abs(mu(after) - mu(before)).sum(axis=1)).tolist() == [3, n_users]
+
+
+def test_row_updates_are_dense_updates_when_untouched_rows_would_not_move():
+    # Plain SGD without a penalty moves only rows with a gradient, so updating the rows
+    # a minibatch reads is the dense update, step for step, with dropout and duplicates.
+    data = small_data()
+    model = ttm.init_model(ModelConfig(hidden=(6,), embedding_dim=4, user_ids=True,
+                                       item_ids=True), data, key=jax.random.key(0))
+    cfg = TrainConfig(optimizer="sgd", learning_rate=5e-2, penalty="none", batch_size=64,
+                      max_epochs=6, eval_every_epochs=2, tower_mode="rating",
+                      user_id_dropout=0.3, item_id_dropout=0.1)
+    dense = ttm.fit(model, data, data, cfg, key=jax.random.key(2), progress=False)
+    rows = ttm.fit(model, data, data, cfg.replace(id_updates="rows"), key=jax.random.key(2),
+                   progress=False)
+    np.testing.assert_allclose(rows.history.val_rmse, dense.history.val_rmse, rtol=1e-5)
+    for side in ("user_tower", "item_tower"):
+        np.testing.assert_allclose(getattr(rows.model, side).id_table[...],
+                                   getattr(dense.model, side).id_table[...], atol=1e-5)
+
+
+def test_row_updates_train_a_hybrid_model_as_well_as_dense_ones():
+    data = small_data(n_users=60, n_items=40)
+    split = ttm.random_split(data, 0.2, seed=0)
+    model = ttm.init_model(ModelConfig(hidden=(), embedding_dim=4, user_ids=True,
+                                       item_ids=True), split.train, key=jax.random.key(0))
+    cfg = ADAM.replace(max_epochs=40, tower_mode="rating")
+    dense = ttm.fit(model, split.train, split.test, cfg, key=jax.random.key(1), progress=False)
+    rows = ttm.fit(model, split.train, split.test, cfg.replace(id_updates="rows"),
+                   key=jax.random.key(1), progress=False)
+    assert rows.best_val_rmse < 1.05 * dense.best_val_rmse
+    assert rows.best_val_rmse < 0.9 * float(np.std(split.test.ratings))
+
+
+def test_row_updates_need_per_rating_towers():
+    with pytest.raises(InvalidArgument, match="tower_mode='rating' or 'auto'"):
+        TrainConfig(id_updates="rows", tower_mode="entity")
+    with pytest.raises(InvalidArgument, match="id_updates"):
+        TrainConfig(id_updates="sparse")
+    assert ttm.training.resolve_tower_mode("auto", 10, 10, 4096, "rows") == "rating"
+
+
 def test_bad_ids_are_refused_by_name():
     data = small_data()
     split = ttm.cold_start_split(data, user_fraction=0.3, seed=0)

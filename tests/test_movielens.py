@@ -162,3 +162,20 @@ def test_a_file_cut_mid_line_is_refused_naming_the_line(tmp_path, cut):
     with pytest.raises(ValueError, match="u.data, line 4: the last line has no line break, so "
                                          "the file was cut mid-line"):
         read_movielens(write_folder(tmp_path, ratings=RATINGS + cut))
+
+
+def test_the_preset_learns_movielens_and_scores_cold_users_by_their_covariates(movielens_dir):
+    import ttm_jax
+    from ttm_jax import TwoTowerRegressor, cold_start_split, evaluate
+    from ttm_jax.presets import MOVIELENS_TITLE_WORDS
+
+    data = read_movielens(movielens_dir, title_words=MOVIELENS_TITLE_WORDS).data
+    split = cold_start_split(data, user_fraction=0.2, test_fraction=0.2, seed=3)
+    reg = TwoTowerRegressor(*ttm_jax.presets.movielens_100k(), seed=0, progress=False)
+    ev = evaluate(reg.fit(split.train).predict(split.test), split.test, split.train)
+    # The held-out users read the id table's unknown row: only their covariates differ.
+    cold = np.isin(split.test.user_ids, np.unique(split.train.user_ids), invert=True)
+    assert not reg.model_.user_tower.seen_ids()[split.test.user_ids[cold]].any()
+    mean = split.train.ratings.mean()
+    assert ev.warm.rmse < 0.94
+    assert ev.cold_user.rmse < 0.95 * np.sqrt(np.mean((split.test.ratings[cold] - mean) ** 2))

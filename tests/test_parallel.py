@@ -51,6 +51,13 @@ FOUR_DEVICES = textwrap.dedent(
     test = p.split.test
     pred = lambda m: ttm.predict_pairs(m, test.user_features, test.item_features,
                                        test.user_ids, test.item_ids)
+    # The hybrid model: id tables replicated on every device, id dropout drawn per rating.
+    hybrid_config = p.model_config.replace(user_ids=True, item_ids=True)
+    hybrid = ttm.init_model(hybrid_config, p.split.train, key=jax.random.key(p.init_seed))
+    hybrid_train = p.train_config.replace(user_id_dropout=0.3, item_id_dropout=0.1)
+    hargs = (hybrid, p.split.train, p.split.validation, hybrid_train)
+    hybrid_one = ttm.fit(*hargs, key=key, progress=False)
+    hybrid_four = ttm.fit(*hargs, key=key, mesh=mesh, progress=False)
     try:
         ttm.fit(*args[:3], p.train_config.replace(batch_size=254), key=key, mesh=mesh)
         bad_batch = "accepted"
@@ -69,6 +76,10 @@ FOUR_DEVICES = textwrap.dedent(
     print(json.dumps({
         "devices": mesh.devices.size,
         "one": pred(one.model).tolist(), "four": pred(four.model).tolist(),
+        "hybrid_one": pred(hybrid_one.model).tolist(),
+        "hybrid_four": pred(hybrid_four.model).tolist(),
+        "hybrid_moved": float(np.abs(np.asarray(pred(hybrid_one.model))
+                                     - np.asarray(pred(one.model))).max()),
         "val_one": one.history.val_rmse.tolist(), "val_four": four.history.val_rmse.tolist(),
         "grid_one": grid_one.val_rmse.tolist(), "grid_four": grid_four.val_rmse.tolist(),
         "bad_batch": bad_batch, "all_reduce": "all-reduce" in hlo,
@@ -95,6 +106,10 @@ def test_four_devices_train_like_one(tmp_path):
     np.testing.assert_allclose(four, one, rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(out["val_four"], out["val_one"], rtol=1e-4)
     np.testing.assert_allclose(out["grid_four"], out["grid_one"], rtol=1e-4)
+    # The hybrid model (id tables, id dropout) trains alike on 4 devices and on one, and is
+    # a different model from the covariate-only one.
+    np.testing.assert_allclose(out["hybrid_four"], out["hybrid_one"], rtol=1e-4, atol=1e-4)
+    assert out["hybrid_moved"] > 1e-3
     assert "batch_size=254 is not a multiple of the mesh's 4 devices" in out["bad_batch"]
     assert out["all_reduce"] and out["local_batch"]
 

@@ -38,3 +38,17 @@ def test_the_readme_library_example_runs_as_written_and_prints_its_rmse():
     digits = len(str(promised).split(".")[1])
     assert round(printed, digits) == promised, out.getvalue()
     assert "(5, 30)" in out.getvalue()  # the embeddings of five new users
+
+
+def test_the_readme_hybrid_example_fits_the_movielens_preset(movielens_dir, monkeypatch):
+    section = README.read_text().split("**The hybrid model**", 1)[1]
+    code = re.search(r"```python\n(.*?)```", section, flags=re.S).group(1)
+    assert "../shared/datasets/ml-100k" in code
+    # The README reads the data where the repository's checkout finds it.
+    code = code.replace("../shared/datasets/ml-100k", str(movielens_dir))
+    namespace = {}
+    with jax.numpy_dtype_promotion("standard"):
+        exec(compile(code, "README.md", "exec"), namespace)
+    reg = namespace["reg"]
+    assert reg.model_.user_tower.n_ids == 943 and reg.model_.item_tower.n_ids == 1682
+    assert reg.refit_result_ is not None  # held out, early-stopped, then refitted on all

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import time
 import warnings
 
 import numpy as np
@@ -120,13 +119,11 @@ def test_twenty_dimensions_from_1e5_points_is_reported_unresolved():
         assert "lower bound" in estimate.reason
 
 
-def test_box_counting_is_fast_for_1e5_points_in_50_dimensions():
+def test_box_counting_finds_a_plane_among_1e5_points_in_50_dimensions():
+    # Its cost is measured by benchmarks/dimension_estimates.py, not asserted here.
     points = embedded_cube(100_000, 2, 50, seed=0)
-    start = time.perf_counter()
     estimate = box_counting_dimension(points)
-    elapsed = time.perf_counter() - start
     assert abs(estimate.dimension - 2.0) <= 0.15
-    assert elapsed < 30.0  # seconds, on a shared 2-core machine; minutes would be a regression
 
 
 def test_box_counts_on_a_hand_sized_example():

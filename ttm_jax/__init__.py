@@ -9,6 +9,7 @@ subpackages by role: :mod:`ttm_jax.data`, :mod:`ttm_jax.model`,
 ``docs/architecture.md`` for the layout.
 """
 
+from ttm_jax import presets as presets
 from ttm_jax.config import ModelConfig as ModelConfig
 from ttm_jax.config import TrainConfig as TrainConfig
 from ttm_jax.data import RatingData as RatingData
@@ -53,7 +54,7 @@ __all__ = [
     # model and its training
     "ModelConfig", "TrainConfig", "TwoTower", "init_model",
     "FitResult", "StopReason", "TrainingDivergedError", "fit", "fit_lambda_grid", "fit_members",
-    "holdout_then_refit", "TwoTowerRegressor",
+    "holdout_then_refit", "TwoTowerRegressor", "presets",
     # evaluation, serving, files
     "evaluate", "excess_risk", "embed_items", "embed_users", "export_embeddings", "predict_pairs",
     "recommend", "top_k", "CheckpointError", "load_model", "save_model",

@@ -258,6 +258,7 @@ def fit_predict_baseline(
     *,
     params: dict | None = None,
     seed: int,
+    clip: bool = True,
 ) -> BaselinePrediction:
     """Fit a scikit-surprise method on ``train`` and predict every pair of ``test``.
 
@@ -268,6 +269,9 @@ def fit_predict_baseline(
       params: keyword arguments for the scikit-surprise class (e.g.
         ``{"n_factors": 50}``); ``random_state`` is set from ``seed``.
       seed: seeds the method's initialisation.
+      clip: clip the estimates to the rating scale, as scikit-surprise does by
+        default (``False`` for ranking: clipping ties every item estimated
+        above the top of the scale).
 
     Returns:
       A :class:`BaselinePrediction` aligned with ``test``.
@@ -294,7 +298,7 @@ def fit_predict_baseline(
     algo = cls(**params)
     algo.fit(trainset)
     pred = np.fromiter(
-        (algo.predict(int(u), int(i)).est
+        (algo.predict(int(u), int(i), clip=clip).est
          for u, i in zip(test.user_ids.tolist(), test.item_ids.tolist())),
         np.float64, count=test.n_ratings,
     )

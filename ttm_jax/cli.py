@@ -144,7 +144,7 @@ _FIT_OPTIONS = {
     "penalty_weight": "--penalty-weight", "eval_every_epochs": "--eval-every",
     "patience": "--patience", "max_seconds": "--max-seconds", "optimizer": "--optimizer",
     "user_id_dropout": "--user-id-dropout", "item_id_dropout": "--item-id-dropout",
-    "id_penalty_weight": "--id-penalty-weight",
+    "id_penalty_weight": "--id-penalty-weight", "id_updates": "--id-updates",
 }
 
 
@@ -164,7 +164,7 @@ def _fit_configs(args):
             penalty_weight=args.penalty_weight, eval_every_epochs=args.eval_every,
             patience=args.patience, max_seconds=args.max_seconds,
             user_id_dropout=args.user_id_dropout, item_id_dropout=args.item_id_dropout,
-            id_penalty_weight=args.id_penalty_weight,
+            id_penalty_weight=args.id_penalty_weight, id_updates=args.id_updates,
         )
     except checks.InvalidArgument as err:
         field = str(err).split("=", 1)[0].split("[", 1)[0]
@@ -611,7 +611,7 @@ def build_parser() -> argparse.ArgumentParser:
                           "the early-stopped model (default: warm, as TwoTowerRegressor())")
     # Architecture and optimiser defaults are the library's (ModelConfig(),
     # TrainConfig()), so the command line and TwoTowerRegressor() train the same model.
-    from ttm_jax.config import ACTIVATION_NAMES, OPTIMIZERS, ModelConfig, TrainConfig
+    from ttm_jax.config import ACTIVATION_NAMES, ID_UPDATES, OPTIMIZERS, ModelConfig, TrainConfig
 
     mc, tc = ModelConfig(), TrainConfig()
     fit.add_argument("--hidden", type=_hidden, default=mc.hidden,
@@ -634,6 +634,10 @@ def build_parser() -> argparse.ArgumentParser:
                      help=f"as --user-id-dropout, for item ids (default: {tc.item_id_dropout:g})")
     fit.add_argument("--id-penalty-weight", type=float, default=None,
                      help="λ of the id tables' penalty (default: the --penalty-weight)")
+    fit.add_argument("--id-updates", default=tc.id_updates, choices=ID_UPDATES,
+                     help="update every id row each step (dense) or only the rows the "
+                          "minibatch reads (rows: for tables of millions of users; "
+                          f"default: {tc.id_updates})")
     fit.add_argument("--optimizer", default=tc.optimizer, choices=OPTIMIZERS,
                      help=f"the optimiser (default: {tc.optimizer})")
     fit.add_argument("--epochs", type=int, default=tc.max_epochs,

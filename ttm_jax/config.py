@@ -12,8 +12,8 @@ import dataclasses
 
 from ttm_jax import checks
 
-__all__ = ["ACTIVATION_NAMES", "OPTIMIZERS", "PENALTIES", "TOWER_MODES", "UNSEEN_IDS", "ModelConfig",
-           "TrainConfig"]
+__all__ = ["ACTIVATION_NAMES", "ID_UPDATES", "OPTIMIZERS", "PENALTIES", "TOWER_MODES",
+           "UNSEEN_IDS", "ModelConfig", "TrainConfig"]
 
 #: The activations σ a tower may use (``ttm_jax.model.ACTIVATIONS`` maps them to functions);
 #: ``relu`` and ``sigmoid`` are the paper's.
@@ -21,6 +21,8 @@ ACTIVATION_NAMES = ("relu", "sigmoid", "silu", "tanh", "gelu", "softplus", "iden
 PENALTIES = ("l2", "l1", "none")
 OPTIMIZERS = ("adam", "adamw", "sgd", "muon")
 TOWER_MODES = ("auto", "entity", "rating")
+#: How a step updates the id tables (``TrainConfig.id_updates``).
+ID_UPDATES = ("dense", "rows")
 #: What a model with id tables does with an id that had no training rating.
 UNSEEN_IDS = ("unknown", "error")
 
@@ -140,6 +142,16 @@ class TrainConfig:
         covariate part are regularised apart; ``penalty_weight`` stays the
         weight of everything else. ``None``: ``λ_id = λ`` (as for the one-hot
         columns of a dense first layer), and then a λ grid moves both.
+      id_updates: how a step updates the id tables. ``"dense"``: as every other
+        weight (the optimiser's moments of every row decay each step, and the id
+        penalty reaches every row). ``"rows"``: only the rows the minibatch reads
+        (at most ``2 B`` of them), with the same optimiser applied to those rows
+        and their moments, as TensorFlow's ``LazyAdam``; the id penalty (or
+        AdamW's decay) reaches a row when it is read. A step then costs
+        ``O(B p_1)`` in the tables instead of ``O((n_users + n_items) p_1)``:
+        what makes tables of 10^6 users affordable (``benchmarks/scale.py``).
+        With ``"rows"`` the towers run per rating (``tower_mode`` ``"auto"``
+        resolves to ``"rating"``; ``"entity"``, which reads every row, is refused).
 
     Every field is checked on construction, types included (``batch_size=32.0``
     raises :class:`ttm_jax.checks.InvalidArgument` naming ``batch_size``).
@@ -166,6 +178,7 @@ class TrainConfig:
     user_id_dropout: float = 0.0
     item_id_dropout: float = 0.0
     id_penalty_weight: float | None = None
+    id_updates: str = "dense"
 
     def __post_init__(self):
         checks.choice("optimizer", self.optimizer, OPTIMIZERS)
@@ -191,6 +204,11 @@ class TrainConfig:
         for name in ("user_id_dropout", "item_id_dropout"):
             checks.fraction(name, getattr(self, name))
         checks.optional_real("id_penalty_weight", self.id_penalty_weight, low=0.0)
+        checks.choice("id_updates", self.id_updates, ID_UPDATES)
+        if self.id_updates == "rows" and self.tower_mode == "entity":
+            raise checks.InvalidArgument(
+                "id_updates='rows' updates the id rows a minibatch reads, but tower_mode="
+                "'entity' reads every row each step; use tower_mode='rating' or 'auto'")
         if self.id_penalty_weight is not None and self.proximal:
             raise checks.InvalidArgument(
                 "id_penalty_weight applies to a penalty in the loss or AdamW's decay; with "

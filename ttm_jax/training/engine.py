@@ -315,7 +315,8 @@ def train(
     t0 = time.perf_counter()
     r = int(members.keys.shape[0])
     n_users, n_items, n_ratings = members.shape
-    mode = resolve_tower_mode(config.tower_mode, n_users, n_items, config.batch_size)
+    mode = resolve_tower_mode(config.tower_mode, n_users, n_items, config.batch_size,
+                              config.id_updates)
     steps_per_epoch, steps_per_check, n_checks = cadence(config, n_ratings)
     validated = members.validation is not None
     if mesh is not None:

@@ -26,7 +26,7 @@ from jax.sharding import PartitionSpec as P
 from ttm_jax.config import TrainConfig
 from ttm_jax.data.ratings import RatingData
 from ttm_jax.model.objective import split_penalty, squared_error
-from ttm_jax.model.towers import TwoTower, score
+from ttm_jax.model.towers import TwoTower, is_id_table, score
 from ttm_jax.optim.optimizer import Hyperparams, make_optimizer, with_hyperparams
 
 __all__ = [
@@ -114,11 +114,15 @@ def check_epochs(config: TrainConfig, check: int) -> tuple[int, float]:
     return n, float(start + n)
 
 
-def resolve_tower_mode(mode: str, n_users: int, n_items: int, batch_size: int) -> str:
+def resolve_tower_mode(mode: str, n_users: int, n_items: int, batch_size: int,
+                       id_updates: str = "dense") -> str:
     """``"auto"`` → ``"entity"`` when computing every tower output once per step
-    is no dearer than twice per rating (``n_users + n_items <= 2 B``), else ``"rating"``."""
+    is no dearer than twice per rating (``n_users + n_items <= 2 B``), else ``"rating"``;
+    always ``"rating"`` with ``id_updates="rows"`` (a step reads only its batch's rows)."""
     if mode != "auto":
         return mode
+    if id_updates == "rows":
+        return "rating"
     return "entity" if n_users + n_items <= 2 * batch_size else "rating"
 
 
@@ -144,10 +148,13 @@ def init_train_state(model: TwoTower, config: TrainConfig, steps_per_epoch: int,
     return graphdef, TrainState(params, rest, opt_state, jnp.zeros((), jnp.int32))
 
 
-def _side(tower, x: jax.Array, ids: jax.Array, dropped: jax.Array | None,
-          mode: str) -> jax.Array:
+def _side(tower, x: jax.Array, ids: jax.Array, dropped: jax.Array | None, mode: str,
+          table_rows: jax.Array | None = None) -> jax.Array:
     """One tower's outputs ``[B, p]`` for the ratings' entities ``ids [B]`` (rows of ``x``),
-    read through the unknown row where ``dropped``."""
+    read through the unknown row where ``dropped``. ``table_rows`` (``id_updates="rows"``):
+    the rows of the tower's (gathered) id table each rating reads, dropout applied."""
+    if table_rows is not None:
+        return tower(x[ids], table_rows)
     if mode == "entity":
         emb = tower(x, jnp.arange(x.shape[0], dtype=jnp.int32))[ids]
         if dropped is None:
@@ -158,21 +165,96 @@ def _side(tower, x: jax.Array, ids: jax.Array, dropped: jax.Array | None,
     return tower(x[ids], own)
 
 
-def _predict(model: TwoTower, tables: Tables, batch: Batch, mode: str) -> jax.Array:
+def _predict(model: TwoTower, tables: Tables, batch: Batch, mode: str,
+             table_rows: dict | None = None) -> jax.Array:
     """``[B]`` scores of a batch: in ``"entity"`` mode every user and item is embedded once
     and gathered, in ``"rating"`` mode each rating's pair is embedded."""
-    return score(_side(model.user_tower, tables.user_x, batch.user_ids, batch.user_dropped, mode),
-                 _side(model.item_tower, tables.item_x, batch.item_ids, batch.item_dropped, mode),
+    rows = table_rows or {}
+    return score(_side(model.user_tower, tables.user_x, batch.user_ids, batch.user_dropped, mode,
+                       rows.get("user")),
+                 _side(model.item_tower, tables.item_x, batch.item_ids, batch.item_dropped, mode,
+                       rows.get("item")),
                  model.offset[...])
+
+
+def _table_side(path) -> str | None:
+    """``"user"`` / ``"item"`` for a key path into an id table (or its optimiser moments)."""
+    if not is_id_table(path):
+        return None
+    names = {getattr(k, "key", getattr(k, "name", None)) for k in path}
+    return "user" if "user_tower" in names else "item"
+
+
+class ActiveRows(NamedTuple):
+    """The id-table rows one minibatch reads (``id_updates="rows"``), per side with a table.
+
+    ``rows[side]``: ``[B]`` the distinct rows, ascending, padded with ``n + 1`` (past
+    the table: gathers read zeros, scatters drop them); ``reads[side]``: ``[B]``
+    each rating's position in ``rows[side]``.
+    """
+
+    rows: dict
+    reads: dict
+
+
+def _active_rows(graphdef, state: TrainState, batch: Batch) -> ActiveRows:
+    model = nnx.merge(graphdef, state.params, state.rest)
+    rows, reads = {}, {}
+    for side, ids, dropped in (("user", batch.user_ids, batch.user_dropped),
+                               ("item", batch.item_ids, batch.item_dropped)):
+        tower = getattr(model, f"{side}_tower")
+        if not tower.n_ids:
+            continue
+        table_row = tower.id_rows[...][ids]
+        if dropped is not None:
+            table_row = jnp.where(dropped, tower.n_ids, table_row)
+        rows[side], reads[side] = jnp.unique(table_row, size=ids.shape[0],
+                                             fill_value=tower.n_ids + 1, return_inverse=True)
+        reads[side] = reads[side].reshape(ids.shape).astype(jnp.int32)
+    return ActiveRows(rows, reads)
+
+
+def _gather_rows(tree, active: ActiveRows):
+    """``tree`` (parameters, or optimiser state mirroring them) with each id table cut to
+    the active rows ``[B, p_1]``."""
+    def cut(path, x):
+        side = _table_side(path)
+        if side is None or side not in active.rows:
+            return x
+        return jnp.take(x, active.rows[side], axis=0, mode="fill", fill_value=0)
+    return jax.tree_util.tree_map_with_path(cut, tree)
+
+
+def _scatter_rows(full, part, active: ActiveRows):
+    """``full`` with the active rows of each id table replaced by ``part``'s (and every other
+    leaf taken from ``part``)."""
+    def put(path, whole, rows):
+        side = _table_side(path)
+        if side is None or side not in active.rows:
+            return rows
+        return whole.at[active.rows[side]].set(rows, mode="drop")
+    return jax.tree_util.tree_map_with_path(put, full, part)
+
+
+def _reading_active_rows(rest, active: ActiveRows):
+    """The model's non-trainable state with each id map set to the identity over the
+    active rows, so that the gathered table is read by position."""
+    def identity(path, x):
+        names = {getattr(k, "key", getattr(k, "name", None)) for k in path}
+        side = "user" if "user_tower" in names else "item"
+        if "id_rows" not in names or side not in active.rows:
+            return x
+        return jnp.arange(active.rows[side].shape[0], dtype=jnp.int32)
+    return jax.tree_util.tree_map_with_path(identity, rest)
 
 
 def _loss_fn(graphdef, config: TrainConfig, mode: str):
     # AdamW and the proximal L1 step apply λ outside the gradient.
     in_loss = config.penalty != "none" and config.optimizer != "adamw" and not config.proximal
 
-    def loss(params, rest, lam, lam_id, tables: Tables, batch: Batch):
+    def loss(params, rest, lam, lam_id, tables: Tables, batch: Batch, table_rows=None):
         model = nnx.merge(graphdef, params, rest)
-        mse = squared_error(_predict(model, tables, batch, mode), batch.ratings)
+        mse = squared_error(_predict(model, tables, batch, mode, table_rows), batch.ratings)
         if not in_loss:
             return mse, mse
         weights, ids = split_penalty(params, config.penalty)
@@ -186,6 +268,8 @@ def _step_body(graphdef, config: TrainConfig, mode: str, steps_per_epoch: int):
     grad_fn = jax.value_and_grad(_loss_fn(graphdef, config, mode), has_aux=True)
 
     def step(state: TrainState, tables: Tables, batch: Batch):
+        if config.id_updates == "rows":
+            return rows_step(state, tables, batch)
         hyper = state.opt_state.hyperparams
         (_, mse), grads = grad_fn(state.params, state.rest, hyper["penalty_weight"],
                                   hyper["id_penalty_weight"], tables, batch)
@@ -195,6 +279,25 @@ def _step_body(graphdef, config: TrainConfig, mode: str, steps_per_epoch: int):
             updates, opt_state = tx.update(grads, state.opt_state, state.params)
             params = optax.apply_updates(state.params, updates)
         return TrainState(params, state.rest, opt_state, state.step + 1), mse
+
+    def rows_step(state: TrainState, tables: Tables, batch: Batch):
+        # The same loss and the same optax update, on a model whose id tables are cut
+        # to the rows this minibatch reads (their moments cut alike), then written back:
+        # O(B p_1) work in the tables, whatever their size. The penalty in the loss sees
+        # the cut tables, so it reaches a row when the row is read.
+        active = _active_rows(graphdef, state, batch)
+        params = _gather_rows(state.params, active)
+        rest = _reading_active_rows(state.rest, active)
+        opt_part = _gather_rows(state.opt_state, active)
+        hyper = state.opt_state.hyperparams
+        (_, mse), grads = grad_fn(params, rest, hyper["penalty_weight"],
+                                  hyper["id_penalty_weight"], tables, batch, active.reads)
+        with jax.numpy_dtype_promotion("standard"):
+            updates, opt_part = tx.update(grads, opt_part, params)
+            params = optax.apply_updates(params, updates)
+        return TrainState(_scatter_rows(state.params, params, active), state.rest,
+                          _scatter_rows(state.opt_state, opt_part, active),
+                          state.step + 1), mse
 
     return step
 

@@ -1,0 +1,67 @@
+"""Measured configurations for named datasets: ``(ModelConfig, TrainConfig)`` pairs.
+
+A preset is what a benchmark measured, in the library, so that a user gets the
+benchmark's model from one call::
+
+    import ttm_jax
+    from ttm_jax import TwoTowerRegressor, read_movielens
+
+    data = read_movielens("../shared/datasets/ml-100k", title_words=100).data
+    reg = TwoTowerRegressor(*ttm_jax.presets.movielens_100k(), seed=0).fit(data)
+
+How each was chosen, and on which data, is in ``benchmarks/RESULTS.md`` (§5 for
+MovieLens) with the command that measured it.
+"""
+
+from __future__ import annotations
+
+from ttm_jax.config import ModelConfig, TrainConfig
+
+__all__ = ["MOVIELENS_TITLE_WORDS", "movielens_100k"]
+
+#: The item covariates the MovieLens preset was measured with:
+#: ``read_movielens(folder, title_words=MOVIELENS_TITLE_WORDS)``.
+MOVIELENS_TITLE_WORDS = 100
+
+
+def movielens_100k() -> tuple[ModelConfig, TrainConfig]:
+    """The hybrid model of MovieLens-100K (SPEC §1: covariates plus id tables).
+
+    Linear towers (``hidden=()``) of width ``p = 64`` over the raw covariates
+    (no standardisation: the 0/1 genre, occupation and title-word columns keep
+    their scale) plus a learnt id row per user and per item
+    (``ModelConfig(user_ids=True, item_ids=True)``). So
+    ``R(u, i) = μ + (A x_u + E_u[u])ᵀ (B x_i + E_i[i]) + biases``: a factor
+    model whose user and item factors are also predicted from covariates, which
+    is what carries a user or item the model has not met (their id reads the
+    table's unknown row, zero unless id dropout trained it).
+
+    Training: Adam at a constant step ``5e-4``, batch 4096, L2; the covariate
+    weights and the id tables are penalised apart (``penalty_weight`` and
+    ``id_penalty_weight``), since the dense demographic columns overfit long
+    before the id rows have learnt (``benchmarks/RESULTS.md`` §5: the grid that
+    chose them); early stopping every 2 epochs with patience 6, at most 400
+    epochs.
+
+    Returns:
+      ``(model_config, train_config)``, for ``TwoTowerRegressor(*movielens_100k())``
+      or :func:`ttm_jax.fit`. Read the data with
+      ``read_movielens(folder, title_words=MOVIELENS_TITLE_WORDS)``.
+
+    Example:
+      >>> from ttm_jax.presets import movielens_100k
+      >>> model_config, train_config = movielens_100k()
+      >>> model_config.user_ids, model_config.item_ids, train_config.optimizer
+      (True, True, 'adam')
+    """
+    model = ModelConfig(hidden=(), embedding_dim=64, standardize=False, user_ids=True,
+                        item_ids=True)
+    train = TrainConfig(optimizer="adam", learning_rate=5e-4, decay_rate=1.0, batch_size=4096,
+                        penalty_weight=PENALTY_WEIGHT, id_penalty_weight=ID_PENALTY_WEIGHT,
+                        max_epochs=400, eval_every_epochs=2, patience=6)
+    return model, train
+
+
+# Chosen on the tuning split of benchmarks/tune_movielens.py (RESULTS.md §5).
+PENALTY_WEIGHT = 3e-2
+ID_PENALTY_WEIGHT = 3e-4
