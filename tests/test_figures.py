@@ -82,6 +82,23 @@ def test_each_ordering_is_reported_as_resolved_only_when_the_sweep_resolved_it(o
         assert "unresolved" in sentence, sentence
 
 
+SWEEP_10 = json.loads((RESULTS / "rate_sweep_reps10.json").read_text())
+
+
+def test_the_ten_replication_run_is_quoted_as_it_came_out():
+    section = _section(RESULTS_MD, "## 3.")
+    assert SWEEP_10["args"]["reps"] == 10
+    for row in SWEEP_10["results"]:
+        plain = row["fits"]["plain"]
+        verdict = "consistent" if plain["consistent"] else "INCONSISTENT"
+        assert f"| {_interval(plain)} | {verdict}" in section
+    assert all(o["resolved"] and o["as_predicted"] for o in SWEEP_10["orderings"])
+    (d2,) = [r for r in SWEEP_10["results"] if r["beta"] == 1 and r["d"] == 2]
+    assert _interval(d2["fits"]["plain"]) in _readme_bullet("Convergence rate")
+    minutes, seconds = divmod(round(SWEEP_10["wall_seconds"]), 60)
+    assert f"{minutes} min {seconds:02d} s" in section
+
+
 def test_the_sweep_time_the_readme_quotes_is_the_published_runs():
     minutes, seconds = divmod(round(SWEEP["wall_seconds"]), 60)
     assert f"{minutes} min {seconds:02d} s" in README
