@@ -101,11 +101,10 @@ def time_train_chunk(model, data, config, mode: str, steps: int, repeats: int) -
 
     import jax
 
-    from ttm_jax.training import device_arrays, init_train_state, make_train_chunk
+    from ttm_jax.training import device_arrays, init_train_states, make_train_chunk
 
     spe = max(1, math.ceil(data.n_ratings / config.batch_size))
-    graphdef, state = init_train_state(model, config, spe)
-    states = jax.tree_util.tree_map(lambda x: x[None], state)
+    graphdef, states = init_train_states([model], config, spe)
     chunk = make_train_chunk(graphdef, config, mode, spe, steps)
     tables, train = device_arrays(data)
 

@@ -29,6 +29,7 @@ from ttm_jax.optim import Hyperparams, make_schedule
 from ttm_jax.training import (
     device_arrays,
     init_train_state,
+    init_train_states,
     make_train_chunk,
     make_train_step,
 )
@@ -89,6 +90,36 @@ def test_the_jitted_step_compiles_once(small_split):
           jax.random.key_data(jax.random.key(0))[None])
     assert chunk._cache_size() == 1
     assert make_train_step(graphdef, config, "entity", 1) is step
+
+
+def test_states_laid_out_together_are_each_models_states_stacked(small_split):
+    config = TrainConfig(optimizer="muon")
+    models = [init_model(SMALL, small_split.train, key=jax.random.key(k)) for k in range(3)]
+    hyper = [None, Hyperparams(jnp.float32(1e-2), jnp.float32(0.5)), None]
+    _, together = init_train_states(models, config, 7, hyper)
+    one_by_one = [init_train_state(m, config, 7, h)[1] for m, h in zip(models, hyper)]
+    expected = jax.tree_util.tree_map(lambda *xs: np.stack(xs), *one_by_one)
+    jax.tree_util.tree_map(np.testing.assert_array_equal, together, expected)
+
+
+def test_a_chunk_reuses_the_states_it_is_given_and_fit_leaves_the_model_alone(small_split):
+    config = TrainConfig(batch_size=64, max_epochs=2, eval_every_epochs=1)
+    model = init_model(SMALL, small_split.train, key=jax.random.key(0))
+    before = jax.tree_util.tree_map(np.array, nnx.state(model, nnx.Param))
+    graphdef, states = init_train_states([model], config, 10)
+    chunk = make_train_chunk(graphdef, config, "entity", 10, 3)
+    tables, train = _tables_and_batch(small_split.train)
+    after, _ = chunk(states, tables, train, jax.random.key_data(jax.random.key(0))[None])
+    # The old states' buffers now hold the new ones (one copy in memory, not two).
+    assert all(x.is_deleted() for x in jax.tree_util.tree_leaves(states))
+    assert not any(x.is_deleted() for x in jax.tree_util.tree_leaves(after))
+    # fit trains copies: the caller's model is intact and usable afterwards.
+    fit(model, small_split.train, small_split.validation, config, key=jax.random.key(1),
+        progress=False)
+    jax.tree_util.tree_map(np.testing.assert_array_equal,
+                           nnx.state(model, nnx.Param), before)
+    assert np.isfinite(np.asarray(model(small_split.test.user_features[:2],
+                                        small_split.test.item_features[:2]))).all()
 
 
 def test_entity_and_rating_modes_compute_the_same_step(small_split):

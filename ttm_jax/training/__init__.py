@@ -22,6 +22,7 @@ from ttm_jax.training.step import Tables as Tables
 from ttm_jax.training.step import TrainState as TrainState
 from ttm_jax.training.step import device_arrays as device_arrays
 from ttm_jax.training.step import init_train_state as init_train_state
+from ttm_jax.training.step import init_train_states as init_train_states
 from ttm_jax.training.step import make_train_chunk as make_train_chunk
 from ttm_jax.training.step import make_train_step as make_train_step
 from ttm_jax.training.step import resolve_tower_mode as resolve_tower_mode
@@ -31,6 +32,6 @@ __all__ = [
     "PAPER_LAMBDAS", "Batch", "CheckReport", "FitResult", "History", "LambdaGridResult",
     "Members", "StopReason", "Tables", "TrainState", "TrainingDivergedError", "check_lambdas",
     "data_parallel_mesh", "device_arrays", "fit", "fit_lambda_grid", "fit_members",
-    "init_train_state", "initialize_distributed", "make_train_chunk", "make_train_step",
-    "progress_callback", "resolve_tower_mode", "stack_members", "train",
+    "init_train_state", "init_train_states", "initialize_distributed", "make_train_chunk",
+    "make_train_step", "progress_callback", "resolve_tower_mode", "stack_members", "train",
 ]

@@ -52,7 +52,7 @@ from ttm_jax.training.step import (
     cadence,
     check_epochs,
     device_arrays,
-    init_train_state,
+    init_train_states,
     make_train_chunk,
     make_validation_rmse,
     resolve_tower_mode,
@@ -192,9 +192,7 @@ def stack_members(
         check_id_table(tower, side, getattr(ref, f"n_{side}s"),
                        getattr(config, f"{side}_id_dropout"))
     steps_per_epoch = cadence(config, ref.n_ratings).steps_per_epoch
-    inits = [init_train_state(m, config, steps_per_epoch,
-                              None if hyperparams is None else hyperparams[k])
-             for k, m in enumerate(models)]
+    graphdef, states = init_train_states(models, config, steps_per_epoch, hyperparams)
     shared = len(trains) == 1
     arrays = [device_arrays(t) for t in trains]
     val = None if validations is None else [device_arrays(v)[1] for v in validations]
@@ -205,8 +203,8 @@ def stack_members(
         tables, train_b = _stack(arrays)
         val_b = None if val is None else _stack(val)
     return Members(
-        graphdef=inits[0][0],
-        states=_stack([st for _, st in inits]),
+        graphdef=graphdef,
+        states=states,
         tables=tables,
         train=train_b,
         validation=val_b,
@@ -332,7 +330,10 @@ def train(
                                 mesh=mesh, key_impl=key_impl)
 
     val_fn = make_validation_rmse(members.graphdef, mode, shared_data=members.shared_data)
-    peaks = jnp.asarray(hyperparams_of(members.states.opt_state).learning_rate)
+    # The training chunk donates the states it is given (members.states, on its first
+    # call): what is read from them afterwards is copied here first.
+    hyper = jax.tree_util.tree_map(np.array, hyperparams_of(members.states.opt_state))
+    peaks = jnp.asarray(hyper.learning_rate)
     schedule = jax.jit(lambda t: make_schedule(config, steps_per_epoch, peak=peaks)(t))
     fold = jax.vmap(jax.random.fold_in, in_axes=(0, None))
 
@@ -341,7 +342,7 @@ def train(
             return np.asarray(schedule(step), np.float64)
 
     data = tuple(place((members.tables, members.train, members.validation)))
-    rest = members.states.rest
+    rest = jax.tree_util.tree_map(jnp.copy, members.states.rest)
 
     def member_data(rows: np.ndarray):
         if members.shared_data or rows.size == r:
@@ -385,7 +386,7 @@ def train(
             still &= loop.stopping.since_best < config.patience
         loop = loop._replace(stopping=loop.stopping._replace(active=still), out_of_time=False)
     state = place(loop.states)
-    best = place(loop.best_params)
+    best = jax.tree_util.tree_map(jnp.copy, place(loop.best_params))
     rows = loop.rows
     history = [loop.epochs, loop.train_mse, loop.val_rmse, loop.learning_rate]
     stopping, epochs_run = loop.stopping, loop.epochs_run
@@ -458,7 +459,6 @@ def train(
     best_host = jax.tree_util.tree_map(np.asarray, host(best))
     models = tuple(nnx.merge(members.graphdef, _take(best_host, k), _take(rest, k))
                    for k in range(r))
-    hyper = hyperparams_of(members.states.opt_state)
     return FitResult(
         models=models,
         history=History(*history),

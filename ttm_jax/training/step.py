@@ -38,6 +38,7 @@ __all__ = [
     "check_epochs",
     "device_arrays",
     "init_train_state",
+    "init_train_states",
     "make_train_chunk",
     "make_train_step",
     "make_validation_rmse",
@@ -146,6 +147,38 @@ def init_train_state(model: TwoTower, config: TrainConfig, steps_per_epoch: int,
     if hyperparams is not None:
         opt_state = with_hyperparams(opt_state, hyperparams.resolve(config))
     return graphdef, TrainState(params, rest, opt_state, jnp.zeros((), jnp.int32))
+
+
+def init_train_states(models, config: TrainConfig, steps_per_epoch: int,
+                      hyperparams=None):
+    """``(graphdef, TrainState)`` of ``r`` models at step 0, stacked on a leading ``[r]``
+    axis, as :func:`make_train_chunk` takes them.
+
+    The same states as stacking :func:`init_train_state` of each model, built without
+    holding both: the parameters are stacked once and the optimiser state is
+    initialised on the stack (``jax.vmap(tx.init)``), so a model whose id tables
+    hold millions of rows is not held three times over while its state is laid out.
+
+    Args:
+      models: ``r`` :class:`~ttm_jax.model.TwoTower` of one architecture (not modified).
+      config, steps_per_epoch: as :func:`init_train_state`.
+      hyperparams: ``None`` (each member the configuration's own) or ``r``
+        :class:`~ttm_jax.optim.Hyperparams` (``None`` entries: the configuration's own).
+    """
+    splits = [nnx.split(m, nnx.Param, ...) for m in models]
+    stack = functools.partial(jax.tree_util.tree_map, lambda *xs: jnp.stack(xs))
+    params = stack(*[p for _, p, _ in splits])
+    rest = stack(*[r for _, _, r in splits])
+    tx = make_optimizer(config, steps_per_epoch)
+    with jax.numpy_dtype_promotion("standard"):
+        opt_state = jax.vmap(tx.init)(params)
+    values = [Hyperparams.of(config) if h is None else h.resolve(config)
+              for h in (hyperparams or [None] * len(models))]
+    opt_state = with_hyperparams(opt_state, Hyperparams(
+        *(jnp.stack([jnp.asarray(getattr(v, f), jnp.float32) for v in values])
+          for f in Hyperparams._fields)))
+    return splits[0][0], TrainState(params, rest, opt_state,
+                                    jnp.zeros((len(models),), jnp.int32))
 
 
 def _side(tower, x: jax.Array, ids: jax.Array, dropped: jax.Array | None, mode: str,
@@ -336,7 +369,9 @@ def make_train_chunk(graphdef, config: TrainConfig, mode: str, steps_per_epoch: 
         (:mod:`ttm_jax.training.distributed`). ``None``: one device.
       key_impl: the PRNG implementation of the keys whose raw data is passed.
 
-    ``states`` is a :class:`TrainState` stacked over ``r`` members; ``key_data``
+    ``states`` is a :class:`TrainState` stacked over ``r`` members (from
+    :func:`init_train_states`), **donated**: its buffers are reused for the returned
+    states, so it must not be read after the call; ``key_data``
     ``[r, ...]`` the raw data of one key per member (``jax.random.key_data``:
     plain integers, which replicate across processes like any array). Step ``t``
     draws ``batch_size`` positions of Ω uniformly with replacement from
@@ -379,9 +414,12 @@ def make_train_chunk(graphdef, config: TrainConfig, mode: str, steps_per_epoch: 
                                              else squeeze((tables, train))), key_data[0])
         return jax.tree_util.tree_map(lambda x: x[None], (state, mses))
 
+    # The states are donated: the new states take the old ones' buffers, so a chunk
+    # holds one copy of the parameters and optimiser moments, not two. A caller
+    # keeps using only what the chunk returns.
     if mesh is None:
-        return jax.jit(chunk)
-    return jax.jit(chunk, out_shardings=NamedSharding(mesh, P()))
+        return jax.jit(chunk, donate_argnums=0)
+    return jax.jit(chunk, out_shardings=NamedSharding(mesh, P()), donate_argnums=0)
 
 
 @functools.lru_cache(maxsize=64)
