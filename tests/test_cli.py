@@ -132,7 +132,8 @@ def test_the_hybrid_model_from_the_command_line(walkthrough, tmp_path):
     code, out, err = run_cli("fit", *files, "--model", str(tmp_path / "m"), "--hidden", "16",
                              "--epochs", "10", "--user-ids", "--item-ids",
                              "--user-id-dropout", "0.2", "--id-penalty-weight", "1e-4",
-                             "--id-updates", "rows", "--no-progress")
+                             "--id-updates", "rows", "--id-optimizer", "rowwise_adagrad",
+                             "--no-progress")
     assert code == 0, err
     assert "id tables: user ids and item ids" in out
     saved = load_model(tmp_path / "m")

@@ -250,6 +250,55 @@ def test_row_updates_train_a_hybrid_model_as_well_as_dense_ones():
     assert rows.best_val_rmse < 0.9 * float(np.std(split.test.ratings))
 
 
+def test_rowwise_adagrad_keeps_one_accumulator_per_row_and_scales_rows_by_hand():
+    import optax
+
+    from ttm_jax.optim import scale_by_rowwise_adagrad
+
+    tx = scale_by_rowwise_adagrad(initial_accumulator_value=0.5, eps=0.0)
+    table = jnp.zeros((3, 2), jnp.float32)
+    state = tx.init(table)
+    assert state.sum_of_squares.shape == (3,)
+    g = jnp.array([[3.0, 4.0], [0.0, 0.0], [1.0, 1.0]], jnp.float32)
+    update, state = tx.update(g, state)
+    acc = np.array([0.5 + (9 + 16) / 2, 0.5, 0.5 + 1.0])
+    np.testing.assert_allclose(state.sum_of_squares, acc, rtol=1e-6)
+    np.testing.assert_allclose(update, np.asarray(g) / np.sqrt(acc)[:, None], rtol=1e-6)
+    # A row without a gradient keeps its accumulator and does not move.
+    assert float(jnp.abs(update[1]).max()) == 0.0
+    assert isinstance(tx, optax.GradientTransformation)
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "muon"])
+def test_rowwise_adagrad_tables_train_alike_densely_and_row_by_row(optimizer):
+    # Without a penalty no untouched row moves under row-wise Adagrad, so the two ways of
+    # updating the tables are one update; the other weights take the configured optimiser.
+    data = small_data()
+    model = ttm.init_model(ModelConfig(hidden=(6,), embedding_dim=4, user_ids=True,
+                                       item_ids=True), data, key=jax.random.key(0))
+    cfg = TrainConfig(optimizer=optimizer, learning_rate=1e-2, penalty="none", batch_size=64,
+                      max_epochs=6, eval_every_epochs=2, tower_mode="rating",
+                      user_id_dropout=0.3, id_optimizer="rowwise_adagrad")
+    dense = ttm.fit(model, data, data, cfg, key=jax.random.key(2), progress=False)
+    rows = ttm.fit(model, data, data, cfg.replace(id_updates="rows"), key=jax.random.key(2),
+                   progress=False)
+    np.testing.assert_allclose(rows.history.val_rmse, dense.history.val_rmse, rtol=1e-5)
+    # The tables' optimiser state is one number per row.
+    _, state = init_train_state(model, cfg, 1)
+    leaves = [(jax.tree_util.keystr(p), x.shape) for p, x in
+              jax.tree_util.tree_flatten_with_path(state.opt_state)[0]
+              if "id_table" in jax.tree_util.keystr(p)]
+    assert sorted(shape for _, shape in leaves) == [(data.n_items + 1,), (data.n_users + 1,)]
+
+
+def test_rowwise_adagrad_is_refused_with_the_proximal_step():
+    with pytest.raises(InvalidArgument, match="id_optimizer='rowwise_adagrad'"):
+        TrainConfig(optimizer="adam", penalty="l1", proximal=True,
+                    id_optimizer="rowwise_adagrad")
+    with pytest.raises(InvalidArgument, match="id_optimizer"):
+        TrainConfig(id_optimizer="lazy")
+
+
 def test_row_updates_need_per_rating_towers():
     with pytest.raises(InvalidArgument, match="tower_mode='rating' or 'auto'"):
         TrainConfig(id_updates="rows", tower_mode="entity")

@@ -201,7 +201,8 @@ def test_a_cache_entry_is_keyed_on_every_configuration_field(table1, tmp_path, m
             value = getattr(config, f.name)
             changed = {"activation": "relu", "optimizer": "adam", "penalty": "l1",
                        "tower_mode": "rating", "unseen_ids": "error",
-                       "id_updates": "rows"}.get(f.name)
+                       "id_updates": "rows",
+                       "id_optimizer": "rowwise_adagrad"}.get(f.name)
             if changed is None:
                 changed = other[type(value)](value)
             if f.name == "proximal":

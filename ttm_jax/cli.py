@@ -145,6 +145,7 @@ _FIT_OPTIONS = {
     "patience": "--patience", "max_seconds": "--max-seconds", "optimizer": "--optimizer",
     "user_id_dropout": "--user-id-dropout", "item_id_dropout": "--item-id-dropout",
     "id_penalty_weight": "--id-penalty-weight", "id_updates": "--id-updates",
+    "id_optimizer": "--id-optimizer",
 }
 
 
@@ -165,6 +166,7 @@ def _fit_configs(args):
             patience=args.patience, max_seconds=args.max_seconds,
             user_id_dropout=args.user_id_dropout, item_id_dropout=args.item_id_dropout,
             id_penalty_weight=args.id_penalty_weight, id_updates=args.id_updates,
+            id_optimizer=args.id_optimizer,
         )
     except checks.InvalidArgument as err:
         field = str(err).split("=", 1)[0].split("[", 1)[0]
@@ -611,7 +613,14 @@ def build_parser() -> argparse.ArgumentParser:
                           "the early-stopped model (default: warm, as TwoTowerRegressor())")
     # Architecture and optimiser defaults are the library's (ModelConfig(),
     # TrainConfig()), so the command line and TwoTowerRegressor() train the same model.
-    from ttm_jax.config import ACTIVATION_NAMES, ID_UPDATES, OPTIMIZERS, ModelConfig, TrainConfig
+    from ttm_jax.config import (
+        ACTIVATION_NAMES,
+        ID_OPTIMIZERS,
+        ID_UPDATES,
+        OPTIMIZERS,
+        ModelConfig,
+        TrainConfig,
+    )
 
     mc, tc = ModelConfig(), TrainConfig()
     fit.add_argument("--hidden", type=_hidden, default=mc.hidden,
@@ -638,6 +647,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="update every id row each step (dense) or only the rows the "
                           "minibatch reads (rows: for tables of millions of users; "
                           f"default: {tc.id_updates})")
+    fit.add_argument("--id-optimizer", default=tc.id_optimizer, choices=ID_OPTIMIZERS,
+                     help="the id tables' optimiser: the same as the rest, or rowwise_adagrad "
+                          f"(one number of state per row; default: {tc.id_optimizer})")
     fit.add_argument("--optimizer", default=tc.optimizer, choices=OPTIMIZERS,
                      help=f"the optimiser (default: {tc.optimizer})")
     fit.add_argument("--epochs", type=int, default=tc.max_epochs,

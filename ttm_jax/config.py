@@ -12,7 +12,7 @@ import dataclasses
 
 from ttm_jax import checks
 
-__all__ = ["ACTIVATION_NAMES", "ID_UPDATES", "OPTIMIZERS", "PENALTIES", "TOWER_MODES",
+__all__ = ["ACTIVATION_NAMES", "ID_OPTIMIZERS", "ID_UPDATES", "OPTIMIZERS", "PENALTIES", "TOWER_MODES",
            "UNSEEN_IDS", "ModelConfig", "TrainConfig"]
 
 #: The activations σ a tower may use (``ttm_jax.model.ACTIVATIONS`` maps them to functions);
@@ -23,6 +23,8 @@ OPTIMIZERS = ("adam", "adamw", "sgd", "muon")
 TOWER_MODES = ("auto", "entity", "rating")
 #: How a step updates the id tables (``TrainConfig.id_updates``).
 ID_UPDATES = ("dense", "rows")
+#: The optimiser of the id tables (``TrainConfig.id_optimizer``).
+ID_OPTIMIZERS = ("same", "rowwise_adagrad")
 #: What a model with id tables does with an id that had no training rating.
 UNSEEN_IDS = ("unknown", "error")
 
@@ -152,6 +154,11 @@ class TrainConfig:
         what makes tables of 10^6 users affordable (``benchmarks/scale.py``).
         With ``"rows"`` the towers run per rating (``tower_mode`` ``"auto"``
         resolves to ``"rating"``; ``"entity"``, which reads every row, is refused).
+      id_optimizer: ``"same"``: the id tables take ``optimizer`` like every other
+        weight (Adam's and Muon's two moments per table entry). ``"rowwise_adagrad"``:
+        they take row-wise Adagrad (:func:`ttm_jax.optim.scale_by_rowwise_adagrad`,
+        one accumulator per row, as TorchRec does) at the same scheduled step, so the
+        optimiser state of a table of ``n`` rows is ``n`` numbers, not ``2 n p_1``.
 
     Every field is checked on construction, types included (``batch_size=32.0``
     raises :class:`ttm_jax.checks.InvalidArgument` naming ``batch_size``).
@@ -179,6 +186,7 @@ class TrainConfig:
     item_id_dropout: float = 0.0
     id_penalty_weight: float | None = None
     id_updates: str = "dense"
+    id_optimizer: str = "same"
 
     def __post_init__(self):
         checks.choice("optimizer", self.optimizer, OPTIMIZERS)
@@ -205,6 +213,11 @@ class TrainConfig:
             checks.fraction(name, getattr(self, name))
         checks.optional_real("id_penalty_weight", self.id_penalty_weight, low=0.0)
         checks.choice("id_updates", self.id_updates, ID_UPDATES)
+        checks.choice("id_optimizer", self.id_optimizer, ID_OPTIMIZERS)
+        if self.id_optimizer != "same" and self.proximal:
+            raise checks.InvalidArgument(
+                "id_optimizer='rowwise_adagrad' takes the id tables out of the proximal L1 "
+                "step; use proximal=False, or id_optimizer='same'")
         if self.id_updates == "rows" and self.tower_mode == "entity":
             raise checks.InvalidArgument(
                 "id_updates='rows' updates the id rows a minibatch reads, but tower_mode="

@@ -26,6 +26,7 @@ import optax
 from ttm_jax.config import TrainConfig
 from ttm_jax.model.towers import is_id_table
 from ttm_jax.optim.proximal import proximal_l1
+from ttm_jax.optim.rowwise import scale_by_rowwise_adagrad
 from ttm_jax.optim.schedule import make_schedule
 
 __all__ = ["MUON_RMS", "Hyperparams", "hyperparams_of", "make_optimizer", "with_hyperparams"]
@@ -80,6 +81,35 @@ def _muon_dimensions(params):
         lambda path, x: None if is_id_table(path) or x.ndim != 2 else dims, params)
 
 
+def _id_labels(params):
+    return jax.tree_util.tree_map_with_path(
+        lambda path, _: "ids" if is_id_table(path) else "weights", params)
+
+
+def _weights_transform(config: TrainConfig, schedule, penalty_weight, id_penalty_weight,
+                       head: list):
+    """``head`` (clipping, or nothing), then the configured optimiser at its scheduled step."""
+    parts = list(head)
+    if config.optimizer == "muon":
+        # consistent_rms: the orthogonalised update is scaled to an Adam step's RMS,
+        # so Adam's step sizes (and schedules) carry over.
+        parts.append(optax.contrib.muon(schedule, consistent_rms=MUON_RMS,
+                                        muon_weight_dimension_numbers=_muon_dimensions))
+        return optax.chain(*parts)
+    if config.optimizer in ("adam", "adamw"):
+        parts.append(optax.scale_by_adam())
+    if config.optimizer == "adamw" and config.id_penalty_weight is None:
+        parts.append(optax.add_decayed_weights(penalty_weight))
+    elif config.optimizer == "adamw":
+        parts.append(optax.add_decayed_weights(penalty_weight, lambda p: _id_mask(p, False)))
+        parts.append(optax.add_decayed_weights(id_penalty_weight, lambda p: _id_mask(p, True)))
+    parts.append(optax.scale_by_learning_rate(schedule))
+    tx = optax.chain(*parts)
+    if config.proximal:
+        tx = proximal_l1(tx, penalty_weight, schedule, precondition=config.optimizer != "sgd")
+    return tx
+
+
 def make_optimizer(config: TrainConfig, steps_per_epoch: int) -> optax.GradientTransformation:
     """The optax transformation for ``config``: clipping, the optimiser, the scheduled step.
 
@@ -89,7 +119,10 @@ def make_optimizer(config: TrainConfig, steps_per_epoch: int) -> optax.GradientT
     (Newton–Schulz-orthogonalised momentum for the weight matrices, Adam for the
     biases and id tables) at step ``η_t``; with ``proximal=True`` the update
     ends with :func:`~ttm_jax.optim.proximal_l1`. With ``id_penalty_weight``,
-    AdamW decays the id tables by it and the rest by λ. ``η_0`` and ``λ`` are injected
+    AdamW decays the id tables by it and the rest by λ. With
+    ``id_optimizer="rowwise_adagrad"`` the id tables take
+    :func:`~ttm_jax.optim.scale_by_rowwise_adagrad` at the same scheduled step
+    (``optax.partition``) and the rest the configured optimiser. ``η_0`` and ``λ`` are injected
     (``optax.inject_hyperparams``): see :func:`with_hyperparams`.
 
     Example:
@@ -100,30 +133,19 @@ def make_optimizer(config: TrainConfig, steps_per_epoch: int) -> optax.GradientT
 
     def factory(learning_rate, penalty_weight, id_penalty_weight):
         schedule = make_schedule(config, steps_per_epoch, peak=learning_rate)
-        parts = []
-        if config.grad_clip is not None:
-            parts.append(optax.clip_by_global_norm(config.grad_clip))
-        if config.optimizer == "muon":
-            # consistent_rms: the orthogonalised update is scaled to an Adam step's RMS,
-            # so Adam's step sizes (and schedules) carry over.
-            parts.append(optax.contrib.muon(schedule, consistent_rms=MUON_RMS,
-                                            muon_weight_dimension_numbers=_muon_dimensions))
-            return optax.chain(*parts)
-        if config.optimizer in ("adam", "adamw"):
-            parts.append(optax.scale_by_adam())
-        if config.optimizer == "adamw" and config.id_penalty_weight is None:
-            parts.append(optax.add_decayed_weights(penalty_weight))
-        elif config.optimizer == "adamw":
-            parts.append(optax.add_decayed_weights(penalty_weight,
-                                                   lambda p: _id_mask(p, False)))
-            parts.append(optax.add_decayed_weights(id_penalty_weight,
-                                                   lambda p: _id_mask(p, True)))
-        parts.append(optax.scale_by_learning_rate(schedule))
-        tx = optax.chain(*parts)
-        if config.proximal:
-            tx = proximal_l1(tx, penalty_weight, schedule,
-                             precondition=config.optimizer != "sgd")
-        return tx
+        clip = ([] if config.grad_clip is None
+                else [optax.clip_by_global_norm(config.grad_clip)])
+        if config.id_optimizer == "same":
+            return _weights_transform(config, schedule, penalty_weight, id_penalty_weight, clip)
+        # The id tables apart: one accumulator per row instead of two moments per
+        # entry (the optimiser state of a 10^6-row table shrinks by 2 × width).
+        ids = [scale_by_rowwise_adagrad()]
+        if config.optimizer == "adamw":
+            ids.append(optax.add_decayed_weights(id_penalty_weight))
+        ids.append(optax.scale_by_learning_rate(schedule))
+        weights = _weights_transform(config, schedule, penalty_weight, id_penalty_weight, [])
+        return optax.chain(*clip, optax.partition({"weights": weights,
+                                                   "ids": optax.chain(*ids)}, _id_labels))
 
     initial = Hyperparams.of(config)
     return optax.inject_hyperparams(factory)(learning_rate=initial.learning_rate,
