@@ -37,7 +37,6 @@ import functools
 import math
 import time
 from pathlib import Path
-from typing import NamedTuple
 
 import numpy as np
 from common import ResultCache, mean_se
@@ -106,27 +105,21 @@ def _without_user_covariates(data: RatingData) -> RatingData:
                       data.item_ids, data.ratings)
 
 
-def _fit_ttm(method, train, test):
+def _fit_ttm(method, train, test, seed):
     t0 = time.perf_counter()
     if method == "ttm_cov":
         # refit="none": the protocol RESULTS.md §5 measured (the early-stopped model).
         reg = TwoTowerRegressor(TTM_COV["model"], TTM_COV["train"],
-                                validation_fraction=VALIDATION_FRACTION, seed=train.seed,
+                                validation_fraction=VALIDATION_FRACTION, seed=seed,
                                 refit="none", progress=False)
     else:
         # Exactly what a user of the preset runs: the regressor's own hold-out and refit.
-        reg = TwoTowerRegressor(*movielens_100k(), seed=train.seed, progress=False)
-    data = train.data if method != "ttm_ids" else _without_user_covariates(train.data)
-    reg.fit(data)
+        reg = TwoTowerRegressor(*movielens_100k(), seed=seed, progress=False)
+    reg.fit(train if method != "ttm_ids" else _without_user_covariates(train))
     pred = reg.predict(test if method != "ttm_ids" else _without_user_covariates(test))
     info = dict(epochs=reg.result_.epochs_run, best_epoch=reg.result_.best_epoch,
                 stop=str(reg.result_.stop_reason))
     return pred, time.perf_counter() - t0, info, reg
-
-
-class _Train(NamedTuple):
-    data: RatingData
-    seed: int
 
 
 def _all_pairs(data: RatingData) -> RatingData:
@@ -140,7 +133,7 @@ def _score(method, train: RatingData, test: RatingData, seed: int, *, rank: bool
     recall/NDCG/MAP at ``RANK_K`` on ``test`` (items ``train`` rated excluded)."""
     ranking = None
     if method in TTM:
-        pred, secs, info, reg = _fit_ttm(method, _Train(train, seed), test)
+        pred, secs, info, reg = _fit_ttm(method, train, test, seed)
         if rank:
             ranking = evaluate_ranking(reg.model_, test, train, k=RANK_K, threshold=RELEVANT)
     else:

@@ -96,19 +96,16 @@ def export_embeddings(
       >>> tables = export_embeddings(reg.model_, data.user_features, data.item_features)
       >>> tables.save("out/embeddings")   # user_embeddings.npy [n_users, p], ...
     """
-    return EmbeddingTables(
-        embed_users(model, user_features, _table_ids(model, user_features, "user")),
-        embed_items(model, item_features, _table_ids(model, item_features, "item")),
-        float(np.float32(model.offset[...])),
-    )
-
-
-def _table_ids(model: TwoTower, table, side: str) -> np.ndarray | None:
-    """``arange(rows)`` for a tower with an id table (row ``r`` is id ``r``), else ``None``."""
     if not isinstance(model, TwoTower):
         raise TypeError(f"model must be a TwoTower, got {type(model).__name__}")
-    tower = model.user_tower if side == "user" else model.item_tower
-    return np.arange(np.shape(table)[0], dtype=np.int64) if tower.n_ids else None
+    # Row r of each table is id r.
+    user_rows = np.arange(np.shape(user_features)[0], dtype=np.int64)
+    item_rows = np.arange(np.shape(item_features)[0], dtype=np.int64)
+    return EmbeddingTables(
+        embed_users(model, user_features, _rows_as_ids(model, user_rows, "user")),
+        embed_items(model, item_features, _rows_as_ids(model, item_rows, "item")),
+        float(np.float32(model.offset[...])),
+    )
 
 
 def _rows_as_ids(model: TwoTower, rows: np.ndarray | None, side: str) -> np.ndarray | None:

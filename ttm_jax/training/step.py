@@ -210,12 +210,16 @@ def _predict(model: TwoTower, tables: Tables, batch: Batch, mode: str,
                  model.offset[...])
 
 
+def _tower_side(path) -> tuple[str, set]:
+    """The tower (``"user"`` / ``"item"``) a key path into the model's state (or its
+    optimiser moments) runs through, and the path's key names."""
+    names = {getattr(k, "key", getattr(k, "name", None)) for k in path}
+    return ("user" if "user_tower" in names else "item"), names
+
+
 def _table_side(path) -> str | None:
     """``"user"`` / ``"item"`` for a key path into an id table (or its optimiser moments)."""
-    if not is_id_table(path):
-        return None
-    names = {getattr(k, "key", getattr(k, "name", None)) for k in path}
-    return "user" if "user_tower" in names else "item"
+    return _tower_side(path)[0] if is_id_table(path) else None
 
 
 class ActiveRows(NamedTuple):
@@ -273,8 +277,7 @@ def _reading_active_rows(rest, active: ActiveRows):
     """The model's non-trainable state with each id map set to the identity over the
     active rows, so that the gathered table is read by position."""
     def identity(path, x):
-        names = {getattr(k, "key", getattr(k, "name", None)) for k in path}
-        side = "user" if "user_tower" in names else "item"
+        side, names = _tower_side(path)
         if "id_rows" not in names or side not in active.rows:
             return x
         return jnp.arange(active.rows[side].shape[0], dtype=jnp.int32)
