@@ -14,17 +14,24 @@ and a changed setting is recomputed:
 3. Top-10 ranking on the same folds (recall@10, NDCG@10, MAP@10; a held-out
    rating of 4 or more is relevant; items the user rated in training are
    excluded): TTM (hybrid) against scikit-surprise SVD and a popularity baseline.
+   Tuned columns are tuned per fold for the 5-fold CV only.
 
-Methods: TTM on covariates only; hybrid TTM, ``ttm_jax.presets.movielens_100k()``
-fitted exactly as a user would (``TwoTowerRegressor(*movielens_100k(),
-seed=s).fit(train)``: covariates plus id embedding tables; held-out users read
-the id table's unknown row, so their covariates carry them); the same with the
-user covariates zeroed (a control: what the demographics add); scikit-surprise
-SVD, SVDpp, KNNBaseline, CoClustering, BaselineOnly; global mean. Surprise
-methods use their library defaults (the settings of its published table), not
-re-tuned; they score cold users by their fallback
-(``ttm_jax.baselines.FALLBACK``). The preset's penalties were chosen by
-``benchmarks/tune_movielens.py`` on a split inside seed 0's training set.
+Methods: TTM on covariates only; hybrid TTM (covariates plus id embedding
+tables; held-out users read the id table's unknown row, so their covariates
+carry them) twice: **tuned**, its two penalties chosen per split, and
+**preset**, ``ttm_jax.presets.movielens_100k()`` fitted exactly as the README
+shows (``TwoTowerRegressor(*movielens_100k(), seed=s).fit(train)``; its
+penalties were chosen on seed 0's training set, which overlaps the other
+splits' test sets); the preset with the user covariates zeroed (a control:
+what the demographics add); scikit-surprise SVD and SVD++ at their library
+defaults (the settings of its published table) and **tuned**, KNNBaseline,
+CoClustering, BaselineOnly; global mean. Surprise methods score cold users by
+their fallback (``ttm_jax.baselines.FALLBACK``).
+
+Every tuned column is tuned the same way, inside each split's own training
+set and never on its test pairs (``benchmarks/tune_movielens.py``,
+``tune_split``): candidates fitted on an inner split, scored by their inner
+validation RMSE, grids widened until every choice is interior.
 
 Usage:
   python benchmarks/movielens.py --data ../shared/datasets/ml-100k --seeds 5
@@ -40,21 +47,23 @@ from pathlib import Path
 
 import numpy as np
 from common import ResultCache, mean_se
+from tune_movielens import split_of, tune_split
 
 import ttm_jax
 from ttm_jax import ModelConfig, RatingData, TrainConfig, TwoTowerRegressor, evaluate
 from ttm_jax.baselines import FALLBACK, fit_predict_baseline
-from ttm_jax.data import cold_start_split, read_movielens
+from ttm_jax.data import read_movielens
 from ttm_jax.evaluate import evaluate_ranking
 from ttm_jax.presets import MOVIELENS_TITLE_WORDS, movielens_100k
 
 SURPRISE = ("svd", "svd_tuned", "svdpp", "svdpp_tuned", "knn_baseline", "coclustering",
             "baseline_only", "global_mean")
-TTM = ("ttm_cov", "ttm_hybrid", "ttm_ids")
+TTM = ("ttm_cov", "ttm_tuned", "ttm_hybrid", "ttm_ids")
 LABELS = {
     "ttm_cov": "TTM (covariates)",
-    "ttm_hybrid": "TTM (hybrid)",
-    "ttm_ids": "TTM (hybrid, no user cov.)",
+    "ttm_tuned": "TTM (hybrid, tuned)",
+    "ttm_hybrid": "TTM (hybrid, preset)",
+    "ttm_ids": "TTM (hybrid preset, no user cov.)",
     "svd": "SVD",
     "svdpp": "SVD++",
     "svd_tuned": "SVD (tuned)",
@@ -65,17 +74,15 @@ LABELS = {
     "global_mean": "Global mean",
     "popularity": "Popularity",
 }
-TUNED_SVD = {"n_factors": 400, "reg_all": 0.1, "lr_all": 0.01, "n_epochs": 80}
-TUNED_SVDPP = {"n_factors": 20, "reg_all": 0.1, "lr_all": 0.01, "n_epochs": 40}
-# The tuned competitors: the values benchmarks/tune_movielens.py chose by 3-fold CV on seed
-# 0's training set (the data the preset was tuned on), grids widened until interior.
-SURPRISE_PARAMS = {"svdpp": {"cache_ratings": True},
-                   "svd_tuned": TUNED_SVD,
-                   "svdpp_tuned": {**TUNED_SVDPP, "cache_ratings": True}}
+# SVD++ caches its ratings (speed only); the library defaults otherwise.
+SURPRISE_PARAMS = {"svdpp": {"cache_ratings": True}, "svdpp_tuned": {"cache_ratings": True}}
 #: The scikit-surprise class behind each column.
 SURPRISE_METHOD = {"svd_tuned": "svd", "svdpp_tuned": "svdpp"}
+#: The tuned columns, and what each is tuned as by benchmarks/tune_movielens.tune_split: on
+#: an inner split of each split's own training set, so never on a test pair it is scored on.
+TUNED = {"ttm_tuned": "ttm", "svd_tuned": "svd", "svdpp_tuned": "svdpp"}
 # The methods ranked in the top-k study (on the CV folds), besides the popularity baseline.
-RANKED = ("ttm_hybrid", "svd", "svd_tuned")
+RANKED = ("ttm_tuned", "ttm_hybrid", "svd", "svd_tuned")
 RANK_K = 10
 RELEVANT = 4.0  # a held-out item is relevant when rated at least this
 
@@ -90,13 +97,15 @@ TTM_COV = dict(
 VALIDATION_FRACTION = 0.1  # of the covariate-only model's early stopping
 
 
-def _settings(method: str):
-    """What determines a method's fit (its cache key holds it)."""
+def _settings(method: str, tuned: dict | None = None):
+    """What determines a method's fit (its cache key holds it): ``tuned`` is the split's
+    tuned parameters of a :data:`TUNED` column."""
     if method == "ttm_cov":
         return TTM_COV
     if method in TTM:
-        return dict(zip(("model", "train"), movielens_100k()))
-    return SURPRISE_PARAMS.get(method)
+        model, train = movielens_100k()
+        return dict(model=model, train=train.replace(**(tuned or {})))
+    return {**SURPRISE_PARAMS.get(method, {}), **(tuned or {})} or None
 
 
 def _without_user_covariates(data: RatingData) -> RatingData:
@@ -105,7 +114,7 @@ def _without_user_covariates(data: RatingData) -> RatingData:
                       data.item_ids, data.ratings)
 
 
-def _fit_ttm(method, train, test, seed):
+def _fit_ttm(method, train, test, seed, tuned=None):
     t0 = time.perf_counter()
     if method == "ttm_cov":
         # refit="none": the protocol RESULTS.md §5 measured (the early-stopped model).
@@ -113,8 +122,11 @@ def _fit_ttm(method, train, test, seed):
                                 validation_fraction=VALIDATION_FRACTION, seed=seed,
                                 refit="none", progress=False)
     else:
-        # Exactly what a user of the preset runs: the regressor's own hold-out and refit.
-        reg = TwoTowerRegressor(*movielens_100k(), seed=seed, progress=False)
+        # Exactly what a user of the preset runs (with the split's tuned penalties in
+        # ttm_tuned): the regressor's own hold-out and refit.
+        settings = _settings(method, tuned)
+        reg = TwoTowerRegressor(settings["model"], settings["train"], seed=seed,
+                                progress=False)
     reg.fit(train if method != "ttm_ids" else _without_user_covariates(train))
     pred = reg.predict(test if method != "ttm_ids" else _without_user_covariates(test))
     info = dict(epochs=reg.result_.epochs_run, best_epoch=reg.result_.best_epoch,
@@ -128,24 +140,26 @@ def _all_pairs(data: RatingData) -> RatingData:
                       i.astype(np.int32), np.zeros(u.size, np.float32))
 
 
-def _score(method, train: RatingData, test: RatingData, seed: int, *, rank: bool = False):
+def _score(method, train: RatingData, test: RatingData, seed: int, *, rank: bool = False,
+           tuned: dict | None = None):
     """RMSE (overall, warm, cold) of ``method`` trained on ``train``; with ``rank``, also its
-    recall/NDCG/MAP at ``RANK_K`` on ``test`` (items ``train`` rated excluded)."""
+    recall/NDCG/MAP at ``RANK_K`` on ``test`` (items ``train`` rated excluded). ``tuned``:
+    the split's tuned parameters of a :data:`TUNED` column."""
     ranking = None
     if method in TTM:
-        pred, secs, info, reg = _fit_ttm(method, train, test, seed)
+        pred, secs, info, reg = _fit_ttm(method, train, test, seed, tuned)
         if rank:
             ranking = evaluate_ranking(reg.model_, test, train, k=RANK_K, threshold=RELEVANT)
     else:
         algo = SURPRISE_METHOD.get(method, method)
-        res = fit_predict_baseline(algo, train, test, params=SURPRISE_PARAMS.get(method),
-                                   seed=seed)
+        params = _settings(method, tuned)
+        res = fit_predict_baseline(algo, train, test, params=params, seed=seed)
         pred, secs, info = res.predictions, res.fit_seconds, dict(
             fallback_pairs=int(res.fallback.sum()))
         if rank:
             # Unclipped estimates: clipping at 5 would tie every item estimated above it.
-            full = fit_predict_baseline(algo, train, _all_pairs(train),
-                                        params=SURPRISE_PARAMS.get(method), seed=seed, clip=False)
+            full = fit_predict_baseline(algo, train, _all_pairs(train), params=params,
+                                        seed=seed, clip=False)
             scores = full.predictions.reshape(train.n_users, train.n_items)
             ranking = evaluate_ranking(scores, test, train, k=RANK_K, threshold=RELEVANT)
     ev = evaluate(np.asarray(pred, np.float64), test, train)
@@ -163,10 +177,11 @@ def _popularity(train: RatingData, test: RatingData) -> dict:
     return evaluate_ranking(scores, test, train, k=RANK_K, threshold=RELEVANT)._asdict()
 
 
-def _cached(cache: ResultCache, name: str, method: str, compute):
+def _cached(cache: ResultCache, name: str, method: str, compute, tuned=None):
     """``compute()``'s result for ``name``, reused only while nothing that determines it
-    has changed: the method's settings and the library version are part of its key."""
-    key = {"method": method, "settings": repr(_settings(method)),
+    has changed: the method's settings (tuned ones included) and the library version are
+    part of its key."""
+    key = {"method": method, "settings": repr(_settings(method, tuned)),
            "validation_fraction": VALIDATION_FRACTION, "title_words": MOVIELENS_TITLE_WORDS,
            "rank": [RANK_K, RELEVANT], "ttm_jax": ttm_jax.__version__}
     t0 = time.perf_counter()
@@ -198,29 +213,41 @@ def main(argv=None):
     t_start = time.perf_counter()
     data = read_movielens(args.data, title_words=MOVIELENS_TITLE_WORDS).data
 
+    def tuned_params(train, study, index):
+        """The split's tuned parameters per TUNED column (tuned on its own training set)."""
+        wanted = sorted({TUNED[m] for m in methods if m in TUNED})
+        if not wanted:
+            return {}
+        tuned = tune_split(train, study, index, cache, methods=wanted)
+        choices.append((study, index, tuned))
+        return {m: tuned[TUNED[m]]["params"] for m in methods if m in TUNED}
+
+    choices = []
+
     table = {m: [] for m in methods}
     for seed in range(args.seeds):
-        split = cold_start_split(data, user_fraction=0.2, test_fraction=0.2, seed=seed)
-        print(f"seed {seed}: train {split.train.n_ratings}, test {split.test.n_ratings}",
-              flush=True)
+        train, test = split_of(data, "cold", seed)
+        print(f"seed {seed}: train {train.n_ratings}, test {test.n_ratings}", flush=True)
+        tuned = tuned_params(train, "cold", seed)
         for m in methods:
             table[m].append(_cached(cache, f"cold-{m}-seed{seed}", m,
-                                    functools.partial(_score, m, split.train, split.test, seed)))
+                                    functools.partial(_score, m, train, test, seed,
+                                                      tuned=tuned.get(m)), tuned.get(m)))
 
     cv = {m: [] for m in methods}
     popularity = []
-    if args.folds:
-        perm = np.random.default_rng(0).permutation(data.n_ratings)
-        folds = np.array_split(perm, args.folds)
-        for k, fold in enumerate(folds):
-            test = data.subset(np.sort(fold))
-            train = data.subset(np.sort(np.concatenate([f for j, f in enumerate(folds) if j != k])))
-            print(f"fold {k}: train {train.n_ratings}, test {test.n_ratings}", flush=True)
-            for m in methods:
-                cv[m].append(_cached(cache, f"cv-{m}-fold{k}", m,
-                                     functools.partial(_score, m, train, test, k,
-                                                       rank=m in RANKED)))
-            popularity.append(_popularity(train, test))
+    for k in range(args.folds):
+        train, test = split_of(data, "cv", k, n_folds=args.folds)
+        print(f"fold {k}: train {train.n_ratings}, test {test.n_ratings}", flush=True)
+        tuned = tuned_params(train, "cv", k) if args.folds == 5 else {}
+        for m in methods:
+            if m in TUNED and m not in tuned:
+                continue  # tuned per fold only for the 5-fold CV
+            cv[m].append(_cached(cache, f"cv-{m}-fold{k}", m,
+                                 functools.partial(_score, m, train, test, k,
+                                                   rank=m in RANKED, tuned=tuned.get(m)),
+                                 tuned.get(m)))
+        popularity.append(_popularity(train, test))
 
     lines = [
         f"Command: `python benchmarks/movielens.py --data {args.data} --seeds {args.seeds} "
@@ -239,19 +266,21 @@ def main(argv=None):
                                                 for m in methods) + " |")
     lines.append("| fit seconds | " + " | ".join(
         f"{mean_se([r['seconds'] for r in table[m]])[0]:.1f}" for m in methods) + " |")
-    if "ttm_hybrid" in methods and args.seeds > 1:
-        lines += ["", "Paired difference on cold-start RMSE, TTM (hybrid) minus each method "
+    ours = next((m for m in ("ttm_tuned", "ttm_hybrid") if m in methods), None)
+    if ours and args.seeds > 1:
+        lines += ["", f"Paired difference on cold-start RMSE, {LABELS[ours]} minus each method "
                   "(same seeds; negative: TTM better):", ""]
-        base = np.array([r["cold_user"] for r in table["ttm_hybrid"]])
+        base = np.array([r["cold_user"] for r in table[ours]])
         for m in methods:
-            if m == "ttm_hybrid":
+            if m == ours:
                 continue
             d = base - np.array([r["cold_user"] for r in table[m]])
             lines.append(f"- vs {LABELS[m]}: {_fmt(d)}")
-        base = np.array([r["warm"] for r in table["ttm_hybrid"]])
-        if "svd" in methods:
-            d = base - np.array([r["warm"] for r in table["svd"]])
-            lines.append(f"- warm-start, vs SVD: {_fmt(d)}")
+        base = np.array([r["warm"] for r in table[ours]])
+        for m in ("svd", "svdpp", "svd_tuned", "svdpp_tuned"):
+            if m in methods:
+                d = base - np.array([r["warm"] for r in table[m]])
+                lines.append(f"- warm-start, vs {LABELS[m]}: {_fmt(d)}")
     lines += ["", "Cold-start fallbacks of the methods without covariates:", ""]
     lines += [f"- {LABELS[m]}: {FALLBACK[SURPRISE_METHOD.get(m, m)]}" for m in methods
               if SURPRISE_METHOD.get(m, m) in FALLBACK]
@@ -261,7 +290,7 @@ def main(argv=None):
                   "| " + " | ".join(LABELS[m] for m in methods) + " |",
                   "|" + "---|" * len(methods),
                   "| " + " | ".join(_fmt([r["overall"] for r in cv[m]]) for m in methods) + " |"]
-        ranked = {m: [r["ranking"] for r in cv[m]] for m in RANKED if m in methods}
+        ranked = {m: [r["ranking"] for r in cv[m]] for m in RANKED if cv.get(m)}
         ranked["popularity"] = popularity
         lines += ["", f"### Top-{RANK_K} ranking on the {args.folds} CV folds, mean (s.e.) over "
                   "folds", "",
@@ -275,6 +304,21 @@ def main(argv=None):
             lines.append(f"| {LABELS[m]} | " + " | ".join(
                 _fmt([r[name] for r in rows]) for name in ("recall", "ndcg", "map"))
                 + f" | {rows[0]['n_users']} |")
+    if choices:
+        names = sorted({m for _, _, tuned in choices for m in tuned})
+        lines += ["", "### What tuning chose, per split (on an inner split of that split's "
+                  "training set; benchmarks/tune_movielens.py)", "",
+                  "| split | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+        for study, index, tuned in choices:
+            cells = []
+            for m in names:
+                params, settled = tuned[m]["params"], tuned[m]["settled"]
+                text = ", ".join(f"{k} {v:g}" if isinstance(v, float) else f"{k} {v}"
+                                 for k, v in params.items())
+                off = [f"{k}: {v}" for k, v in settled.items() if v != "interior"]
+                cells.append(text + (f" ({'; '.join(off)})" if off else ""))
+            lines.append(f"| {study} {index} | " + " | ".join(cells) + " |")
+        lines += ["", "Every value is interior (a worse one tried on each side) unless marked."]
     lines += ["", f"Wall time of this invocation: {time.perf_counter() - t_start:.0f} s "
               "(cached entries cost nothing)."]
     text = "\n".join(lines) + "\n"

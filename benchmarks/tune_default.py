@@ -123,7 +123,21 @@ DEFAULT_VARIANTS = {
     # Adam rescales per weight (its decay is vmapped like any λ).
     "default-width400": (dict(hidden=(400, 400)), {}),
     "default-adamw": ({}, dict(optimizer="adamw", penalty_weight=1e-2)),
+    # The architecture, one choice at a time around today's default (issue 24: chosen on
+    # validation RMSE; RESULTS.md §1, "How the architecture was chosen").
+    "default-depth1": (dict(hidden=(200,)), {}),
+    "default-width100": (dict(hidden=(100, 100)), {}),
+    "default-p15": (dict(embedding_dim=15), {}),
+    "default-p60": (dict(embedding_dim=60), {}),
+    "default-relu": (dict(activation="relu"), {}),
+    "default-gelu": (dict(activation="gelu"), {}),
+    "default-tanh": (dict(activation="tanh"), {}),
+    "default-raw-inputs": (dict(standardize=False), {}),
 }
+#: The architecture study's candidates, in the order RESULTS.md §1 lists them.
+ARCHITECTURE = ("library-default", "default-depth1", "default-depth3", "default-width100",
+                "default-width400", "default-p15", "default-p60", "default-relu",
+                "default-gelu", "default-tanh", "default-raw-inputs")
 
 
 def configs(name: str, max_seconds: float | None) -> tuple[ModelConfig, TrainConfig]:
@@ -210,8 +224,9 @@ def run(name: str, d: int, seed: int, max_seconds: float | None, refit: str = "w
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     names = ["library-default", *DEFAULT_VARIANTS, *CANDIDATES]
-    ap.add_argument("--candidates", nargs="+", default=names, choices=names,
-                    help="configurations to train ('library-default': ModelConfig(), TrainConfig())")
+    ap.add_argument("--candidates", nargs="+", default=names, choices=[*names, "architecture"],
+                    help="configurations to train ('library-default': ModelConfig(), "
+                    "TrainConfig(); 'architecture': the architecture study's candidates)")
     ap.add_argument("--dims", type=int, nargs="+", default=[20])
     ap.add_argument("--seed", type=int, default=0, help="data, split and training seed")
     ap.add_argument("--max-seconds", type=float, default=None, help="per-fit time budget")
@@ -230,6 +245,8 @@ def main(argv=None):
                     help="with --ensemble: the refit's epochs (Table 1's grid's best epoch)")
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "out")
     args = ap.parse_args(argv)
+    if "architecture" in args.candidates:
+        args.candidates = [c for c in args.candidates if c != "architecture"] + list(ARCHITECTURE)
     dev = jax.devices()[0]
     print(f"device: {dev.device_kind} ({dev.platform}); seed={args.seed}", flush=True)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -268,9 +285,13 @@ def main(argv=None):
                   f"  best epoch {row['best_epoch']:>6.0f}/{row['epochs_run']:<6.0f}"
                   f" {row['seconds']:7.1f}s  {row['stop']}", flush=True)
             path.write_text(json.dumps(dict(device=dev.device_kind, rows=rows), indent=2))
-    print("\nsorted by test RMSE (choose by validation RMSE, printed above):")
-    for row in sorted(rows, key=lambda r: (r["d"], r["test_rmse"])):
-        print(f"d={row['d']:>2} {row['name']:<18} {row['test_rmse']:.4f} {row['seconds']:7.1f}s")
+    # The choice is made on validation RMSE; test RMSE is printed beside it, never used.
+    print("\nsorted by validation RMSE (the choice; test RMSE for information only):")
+    print("| d | candidate | validation RMSE | test RMSE | kept / run epochs | seconds |")
+    print("|---|---|---|---|---|---|")
+    for row in sorted(rows, key=lambda r: (r["d"], r["val_rmse"])):
+        print(f"| {row['d']} | {row['name']} | {row['val_rmse']:.4f} | {row['test_rmse']:.4f} | "
+              f"{row['best_epoch']:.0f} / {row['epochs_run']:.0f} | {row['seconds']:.0f} |")
     print(f"wrote {path}")
 
 

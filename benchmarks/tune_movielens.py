@@ -1,128 +1,155 @@
-"""Tuning on seed 0's training set of MovieLens-100K: the preset's penalties, and SVD and SVD++.
+"""Tuning on MovieLens-100K, nested inside each split: TTM's penalties and SVD's and SVD++'s
+settings, chosen on data disjoint from the test set they are reported on.
 
-``ttm_jax.presets.movielens_100k`` penalises the covariate weights (``λ``) and
-the id tables (``λ_id``) apart. This script chooses the pair on a *tuning
-split*: seed 0's training set of the cold-start study (``cold_start_split(...,
-seed=0)``) split again the same way (20% of its users held out, 15% of the
-other ratings as inner test), each candidate fitted as the benchmark fits it
-(``TwoTowerRegressor(model, train, seed=0).fit(inner_train)``: a 20% hold-out
-for early stopping, then the warm refit). The choice: the lowest inner warm
-RMSE plus inner cold RMSE. Seed 0's outer test pairs are never read; the
-other seeds' and folds' test sets do overlap this tuning data (the limits of
-a 100,000-rating dataset; RESULTS.md §5 says so).
+For every split ``benchmarks/movielens.py`` reports (each seed of the
+cold-start study, each fold of the 5-fold CV), :func:`tune_split` splits that
+split's *training set* again into an inner train and an inner validation set,
+as the outer split was made (cold-start study: 20% of its users held out and
+15% of the other ratings; CV: 20% of the ratings at random), and every method
+is tuned by the same protocol:
 
-The scikit-surprise competitors are tuned on the same data (seed 0's training
-set of the cold-start study, all of it) by 3-fold cross-validation with
-``ttm_jax.baselines.tune_baseline``, which widens each grid until every chosen
-value is interior (or at its natural limit); ``benchmarks/movielens.py`` runs
-the chosen values as "SVD (tuned)" and "SVD++ (tuned)" beside the library
-defaults of surprise's published table.
+- each candidate is fitted on the inner train exactly as the benchmark fits it
+  (TTM: ``TwoTowerRegressor(model, train, seed=s).fit(inner_train)``, with its
+  own hold-out for early stopping and its warm refit; scikit-surprise: a fit
+  on the inner train) and scored by its RMSE on the inner validation set;
+- the grid is widened until every chosen value is interior or at a natural
+  limit (:func:`ttm_jax.search.widening_search`, through
+  :func:`ttm_jax.baselines.tune_baseline` for the competitors).
+
+The outer test pairs are never read. ``python benchmarks/tune_movielens.py``
+prints one split's search in full (default: the cold-start study's seed 0, the
+split the preset's penalties were first chosen on).
 
 Usage:
-  python benchmarks/tune_movielens.py --data ../shared/datasets/ml-100k
+  python benchmarks/tune_movielens.py --data ../shared/datasets/ml-100k [--study cold --index 0]
 """
 
 from __future__ import annotations
 
 import argparse
-import itertools
 import time
 from pathlib import Path
 
+import numpy as np
 from common import ResultCache
 
 import ttm_jax
-from ttm_jax import TwoTowerRegressor, cold_start_split, evaluate, read_movielens
+from ttm_jax import RatingData, TwoTowerRegressor, cold_start_split, random_split, read_movielens
 from ttm_jax.baselines import tune_baseline
 from ttm_jax.presets import MOVIELENS_TITLE_WORDS, movielens_100k
+from ttm_jax.search import widening_search
 
-#: The competitors' starting grids (stages: the second is searched with the first's
-#: best); tune_baseline widens them past an edge while the optimum sits on it.
+#: TTM's penalties: the covariate weights (λ) and the id tables (λ_id), around the preset's.
+TTM_GRID = {"penalty_weight": [1e-2, 3e-2, 1e-1], "id_penalty_weight": [1e-4, 3e-4, 1e-3]}
+TTM_LIMITS = {"penalty_weight": (0.0, 100.0), "id_penalty_weight": (0.0, 100.0)}
+#: The competitors' starting grids, around the optimum an earlier search found. SVD: two
+#: stages (rank and penalty, then step size and epochs with the first stage's best). SVD++,
+#: whose fits cost ten of SVD's: one parameter per stage, so that when the start is the
+#: optimum, its 8 neighbours are all the search fits.
 BASELINE_GRIDS = {
-    "svd": [{"n_factors": [50, 100, 200], "reg_all": [0.02, 0.05, 0.1]},
-            {"lr_all": [0.005, 0.01], "n_epochs": [20, 40]}],
-    "svdpp": [{"n_factors": [20, 50], "reg_all": [0.02, 0.05, 0.1]},
-              {"lr_all": [0.005, 0.01], "n_epochs": [20, 40]}],
+    "svd": [{"n_factors": [100, 200, 400], "reg_all": [0.05, 0.1, 0.2]},
+            {"lr_all": [0.005, 0.01, 0.02], "n_epochs": [40, 80, 160]}],
+    "svdpp": [{"n_factors": [10, 20, 40]}, {"reg_all": [0.05, 0.1, 0.2]},
+              {"lr_all": [0.005, 0.01, 0.02]}, {"n_epochs": [20, 40, 80]}],
 }
-BASELINE_FOLDS = 3
+#: How each study's inner split is made from an outer training set.
+INNER = {"cold": "cold_start_split(train, user_fraction=0.2, test_fraction=0.15, seed=s + 100)",
+         "cv": "random_split(train, 0.2, seed=s + 100)"}
 
 
-def tuning_data(data):
-    """Seed 0's training set of the cold-start study (what the tuning may look at)."""
-    return cold_start_split(data, user_fraction=0.2, test_fraction=0.2, seed=0).train
+def split_of(data: RatingData, study: str, index: int, n_folds: int = 5):
+    """The outer split ``(train, test)`` of ``benchmarks/movielens.py``: seed ``index`` of the
+    cold-start study (20% of users held out, 20% of the other ratings), or fold ``index``
+    of the ``n_folds``-fold CV (one permutation, seed 0, of all the ratings)."""
+    if study == "cold":
+        split = cold_start_split(data, user_fraction=0.2, test_fraction=0.2, seed=index)
+        return split.train, split.test
+    perm = np.random.default_rng(0).permutation(data.n_ratings)
+    folds = np.array_split(perm, n_folds)
+    rest = np.sort(np.concatenate([f for j, f in enumerate(folds) if j != index]))
+    return data.subset(rest), data.subset(np.sort(folds[index]))
 
 
-def tuning_split(data):
-    """Seed 0's training set, split again: ``(inner_train, inner_test)``."""
-    outer = cold_start_split(data, user_fraction=0.2, test_fraction=0.2, seed=0)
-    inner = cold_start_split(outer.train, user_fraction=0.2, test_fraction=0.15, seed=1)
+def inner_split(train: RatingData, study: str, index: int):
+    """``(inner_train, inner_validation)`` of an outer training set (:data:`INNER`)."""
+    if study == "cold":
+        inner = cold_start_split(train, user_fraction=0.2, test_fraction=0.15, seed=index + 100)
+    else:
+        inner = random_split(train, 0.2, seed=index + 100)
     return inner.train, inner.test
+
+
+def _rmse(pred, truth: RatingData) -> float:
+    err = np.asarray(pred, np.float64) - truth.ratings.astype(np.float64)
+    return float(np.sqrt(np.mean(err * err)))
+
+
+def tune_split(train: RatingData, study: str, index: int, cache: ResultCache,
+               methods=("ttm", "svd", "svdpp"), log=print) -> dict:
+    """Every method's choice on the inner split of ``train`` (outer split ``index`` of
+    ``study``): ``{method: {"params", "rmse", "settled", "trials", "seconds"}}``.
+
+    Cached per (study, index, method) under a key holding the grids, the inner
+    split's definition, the model and the library version."""
+    inner_train, inner_val = inner_split(train, study, index)
+    model_config, base = movielens_100k()
+    out = {}
+    for method in methods:
+        key = {"study": study, "index": index, "inner": INNER[study],
+               "grid": TTM_GRID if method == "ttm" else BASELINE_GRIDS[method],
+               "ttm_jax": ttm_jax.__version__, "title_words": MOVIELENS_TITLE_WORDS}
+        if method == "ttm":
+            key.update(model=repr(model_config), train=repr(base))
+
+        def compute(method=method):
+            t0 = time.perf_counter()
+            if method == "ttm":
+                def score(point):
+                    cfg = base.replace(**point)
+                    reg = TwoTowerRegressor(model_config, cfg, seed=index, progress=False)
+                    return _rmse(reg.fit(inner_train).predict(inner_val), inner_val)
+
+                res = widening_search(score, TTM_GRID, limits=TTM_LIMITS)
+                params, rmse, trials, settled = res.best, res.score, res.trials, res.settled
+            else:
+                res = tune_baseline(method, inner_train, BASELINE_GRIDS[method],
+                                    validation=inner_val, seed=index)
+                params = {k: v for k, v in res.params.items() if k != "random_state"}
+                rmse, trials, settled = res.rmse, res.trials, res.settled
+            return {"params": params, "rmse": rmse, "settled": settled,
+                    "trials": [[dict(p), r] for p, r in trials],
+                    "seconds": time.perf_counter() - t0}
+
+        r = cache.get(f"tune-{study}{index}-{method}", compute, key)
+        log(f"  tuned {method} on {study} split {index}: {r['params']} inner RMSE "
+            f"{r['rmse']:.4f} ({r['settled']}, {len(r['trials'])} trials, {r['seconds']:.0f} s)")
+        out[method] = r
+    return out
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", default="../shared/datasets/ml-100k")
-    ap.add_argument("--penalty-weights", type=float, nargs="+", default=[3e-3, 3e-2, 3e-1])
-    ap.add_argument("--id-penalty-weights", type=float, nargs="+", default=[1e-4, 3e-4, 1e-3])
-    ap.add_argument("--baselines", nargs="*", default=sorted(BASELINE_GRIDS),
-                    choices=sorted(BASELINE_GRIDS), help="competitors to tune (default: all)")
-    ap.add_argument("--cache", default="benchmarks/out/tune_movielens_cache")
+    ap.add_argument("--study", default="cold", choices=sorted(INNER))
+    ap.add_argument("--index", type=int, default=0, help="the seed (cold) or fold (cv)")
+    ap.add_argument("--cache", default="benchmarks/out/movielens_cache")
     ap.add_argument("--out", default="benchmarks/out/tune_movielens.md")
     args = ap.parse_args(argv)
-    cache = ResultCache(args.cache)
+    t0 = time.perf_counter()
     data = read_movielens(args.data, title_words=MOVIELENS_TITLE_WORDS).data
-    train, test = tuning_split(data)
-    model_config, base = movielens_100k()
-    rows = []
-    t_start = time.perf_counter()
-    for lam, lam_id in itertools.product(args.penalty_weights, args.id_penalty_weights):
-        train_config = base.replace(penalty_weight=lam, id_penalty_weight=lam_id)
-        key = {"model": repr(model_config), "train": repr(train_config),
-               "ttm_jax": ttm_jax.__version__, "split": "cold_start seed0 / inner seed1 0.2 0.15"}
-
-        def compute(train_config=train_config):
-            t0 = time.perf_counter()
-            reg = TwoTowerRegressor(model_config, train_config, seed=0, progress=False).fit(train)
-            ev = evaluate(reg.predict(test), test, train)
-            return {"warm": ev.warm.rmse, "cold": ev.cold_user.rmse,
-                    "epochs": float(reg.result_.best_epoch), "seconds": time.perf_counter() - t0}
-
-        r = cache.get(f"lam{lam:g}-id{lam_id:g}", compute, key)
-        rows.append((lam, lam_id, r))
-        print(f"λ={lam:g} λ_id={lam_id:g}: warm {r['warm']:.4f} cold {r['cold']:.4f} "
-              f"({r['epochs']:.0f} epochs, {r['seconds']:.0f} s)", flush=True)
-    best = min(rows, key=lambda row: row[2]["warm"] + row[2]["cold"])
-    lines = [f"Command: `python benchmarks/tune_movielens.py --data {args.data}`", "",
-             "| λ (covariates) | λ_id (id tables) | inner warm RMSE | inner cold RMSE | "
-             "kept epoch | seconds |", "|---|---|---|---|---|---|"]
-    for lam, lam_id, r in rows:
-        mark = " **chosen**" if (lam, lam_id) == best[:2] else ""
-        lines.append(f"| {lam:g} | {lam_id:g} | {r['warm']:.4f} | {r['cold']:.4f}{mark} | "
-                     f"{r['epochs']:.0f} | {r['seconds']:.0f} |")
-    for method in args.baselines:
-        key = {"grid": BASELINE_GRIDS[method], "folds": BASELINE_FOLDS, "seed": 0,
-               "ttm_jax": ttm_jax.__version__, "data": "cold_start seed0 train"}
-
-        def tune(method=method):
-            t0 = time.perf_counter()
-            res = tune_baseline(method, tuning_data(data), BASELINE_GRIDS[method],
-                                folds=BASELINE_FOLDS, seed=0)
-            params = {k: v for k, v in res.params.items() if k != "random_state"}
-            return {"params": params, "cv_rmse": res.cv_rmse, "settled": res.settled,
-                    "trials": len(res.trials), "seconds": time.perf_counter() - t0}
-
-        r = cache.get(f"baseline-{method}", tune, key)
-        print(f"{method}: {r['params']} CV RMSE {r['cv_rmse']:.4f} ({r['settled']}, "
-              f"{r['trials']} trials, {r['seconds']:.0f} s)", flush=True)
-        if method == args.baselines[0]:
-            lines += ["", f"Competitors, {BASELINE_FOLDS}-fold CV on seed 0's training set "
-                      "(`tune_baseline`, grids widened until interior):", "",
-                      "| method | chosen | CV RMSE | settled | trials | seconds |",
-                      "|---|---|---|---|---|---|"]
-        lines.append(f"| {method} | {r['params']} | {r['cv_rmse']:.4f} | {r['settled']} | "
-                     f"{r['trials']} | {r['seconds']:.0f} |")
-    lines += ["", f"Wall time: {time.perf_counter() - t_start:.0f} s (cached entries cost "
-              "nothing)."]
+    train, _ = split_of(data, args.study, args.index)
+    tuned = tune_split(train, args.study, args.index, ResultCache(args.cache))
+    lines = [f"Command: `python benchmarks/tune_movielens.py --data {args.data} --study "
+             f"{args.study} --index {args.index}`", "",
+             f"Inner split of the outer training set: `{INNER[args.study]}`; every candidate "
+             "scored by its RMSE on the inner validation set.", ""]
+    for method, r in tuned.items():
+        lines += [f"#### {method}: chosen {r['params']} (inner RMSE {r['rmse']:.4f}; "
+                  f"{r['settled']})", "", "| candidate | inner RMSE |", "|---|---|"]
+        lines += [f"| {p} | {v:.4f}{' **chosen**' if p == r['params'] else ''} |"
+                  for p, v in sorted(r["trials"], key=lambda t: t[1])]
+        lines.append("")
+    lines.append(f"Wall time: {time.perf_counter() - t0:.0f} s (cached entries cost nothing).")
     text = "\n".join(lines) + "\n"
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(text)

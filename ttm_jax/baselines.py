@@ -1,4 +1,4 @@
-"""scikit-surprise competitors, tuned by cross-validation and scored on a
+"""scikit-surprise competitors, tuned (cross-validation or a hold-out) and scored on a
 :class:`~ttm_jax.data.RatingData` split: the one adapter every benchmark uses.
 
 scikit-surprise is the optional ``bench`` extra, so it is imported only when a
@@ -10,13 +10,13 @@ took the fallback, so a report can say so.
 
 from __future__ import annotations
 
-import itertools
 import time
 from typing import NamedTuple
 
 import numpy as np
 
 from ttm_jax.data.ratings import RatingData
+from ttm_jax.search import widening_search
 
 __all__ = ["FALLBACK", "LIMITS", "METHODS", "BaselinePrediction", "TuneResult",
            "fit_predict_baseline", "surprise_dataset", "tune_baseline"]
@@ -104,8 +104,8 @@ class TuneResult(NamedTuple):
 
     Attributes:
       params: the chosen parameters, as the scikit-surprise class takes them.
-      cv_rmse: their cross-validated RMSE.
-      trials: every point evaluated, as ``(params, cv_rmse)``, in order.
+      rmse: their tuning RMSE: cross-validated, or on the hold-out (``validation``).
+      trials: every point evaluated, as ``(params, rmse)``, in order.
       settled: per searched parameter, why its value is final: ``"interior"``
         (a worse value was tried on each side), ``"limit"`` (at a natural limit
         of :data:`LIMITS`) or ``"rounds"`` (still at an edge when the search's
@@ -113,7 +113,7 @@ class TuneResult(NamedTuple):
     """
 
     params: dict
-    cv_rmse: float
+    rmse: float
     trials: tuple
     settled: dict
 
@@ -128,43 +128,29 @@ def _surprise_params(method: str, point: dict, seed: int) -> dict:
     return {**point, "random_state": seed}
 
 
-def _step_beyond(name: str, values: list, upward: bool):
-    """The next value past the end of a sorted grid: the grid's own step (geometric
-    for positive log-spaced grids, arithmetic otherwise), clipped to the limit."""
-    lo, hi = LIMITS[name]
-    a, b = (values[-2], values[-1]) if upward else (values[1], values[0])
-    if a > 0 and b > 0 and (max(a, b) / min(a, b) >= 1.5 or name not in _INTEGER):
-        nxt = b * (b / a)
-    else:
-        nxt = b + (b - a)
-    nxt = min(hi, max(lo, nxt))
-    return int(round(nxt)) if name in _INTEGER else float(nxt)
+def tune_baseline(method: str, train: RatingData, grid: dict | list[dict], *, seed: int,
+                  folds: int | None = None, validation: RatingData | None = None,
+                  max_rounds: int = 6) -> TuneResult:
+    """The parameters of ``method`` with the lowest tuning RMSE on ``train``, the search
+    widened until every chosen value is interior (:func:`ttm_jax.search.widening_search`).
 
-
-def tune_baseline(method: str, train: RatingData, grid: dict | list[dict], *, folds: int,
-                  seed: int, max_rounds: int = 6) -> TuneResult:
-    """The parameters of ``method`` with the lowest ``folds``-fold cross-validated RMSE on
-    ``train``, with the search widened until every chosen value is interior.
-
-    The full product of ``grid`` is evaluated first (or, for a list of grids,
-    each stage's product in turn with the earlier stages' parameters at their
-    best, which keeps four-parameter searches affordable). Then, for as many as
-    ``max_rounds`` coordinate rounds, both neighbours of each parameter's best
-    value are evaluated with the other parameters at their best; a best value
-    on an edge of its list (and not at its natural limit, :data:`LIMITS`) gets
-    one more value beyond that edge, in the grid's own spacing. A chosen value
-    is reported ``"interior"`` only when worse values were tried on both sides
-    of it, with every other parameter at its chosen value.
+    Each candidate is scored one of two ways, chosen by the arguments: by
+    ``folds``-fold cross-validation on ``train``, or, with ``validation``, by a
+    fit on ``train`` scored on ``validation`` (the hold-out protocol the
+    two-tower model tunes by, so that both are tuned alike).
 
     Args:
       method: a key of :data:`METHODS` with a scikit-surprise class.
-      train: the ratings to cross-validate on (covariates are not used).
-      grid: ``{parameter: [values]}``, or a list of them (stages); for ``"knn"``
-        ``k`` (msd similarity,
-        user-based); for ``"coclustering"`` ``n_cltr``, tied between users and items.
-        Parameters with one value are held fixed.
-      folds: CV folds (``surprise.model_selection.KFold``, seeded).
+      train: the ratings to tune on (covariates are not used).
+      grid: ``{parameter: [values]}``, or a list of them (stages, searched in
+        turn); for ``"knn"`` ``k`` (msd similarity, user-based); for
+        ``"coclustering"`` ``n_cltr``, tied between users and items. Parameters
+        with one value are held fixed; searched ones need a limit in :data:`LIMITS`.
       seed: seeds the folds and the methods' initialisation.
+      folds: CV folds (``surprise.model_selection.KFold``, seeded); give this
+        or ``validation``.
+      validation: held-out ratings to score each candidate on (users and items
+        unseen in ``train`` take the method's :data:`FALLBACK`).
       max_rounds: widening rounds at most.
 
     Returns:
@@ -173,82 +159,37 @@ def tune_baseline(method: str, train: RatingData, grid: dict | list[dict], *, fo
     if METHODS.get(method) is None:
         raise ValueError(f"method={method!r} has nothing to tune; choose one of "
                          f"{sorted(m for m, c in METHODS.items() if c)}")
+    if (folds is None) == (validation is None):
+        raise ValueError("tune_baseline: give folds= (cross-validation) or validation= "
+                         "(a hold-out), exactly one of them")
     surprise = _surprise()
-    from surprise.model_selection import KFold, cross_validate
-
     cls = getattr(surprise, METHODS[method])
-    data = surprise_dataset(train)
-    stages = [grid] if isinstance(grid, dict) else list(grid)
-    values = {k: sorted(v) for stage in stages for k, v in stage.items()}
-    for name in values:
-        if name not in LIMITS and len(values[name]) > 1:
+    for name, vals in (grid.items() if isinstance(grid, dict)
+                       else ((k, v) for g in grid for k, v in g.items())):
+        if name not in LIMITS and len(vals) > 1:
             raise ValueError(f"grid[{name!r}]: only {sorted(LIMITS)} can be searched")
-    scores: dict[tuple, float] = {}
-    trials = []
 
-    def score(point: dict) -> float:
-        key = tuple(sorted(point.items()))
-        if key not in scores:
+    if validation is not None:
+        def score(point: dict) -> float:
+            pred = fit_predict_baseline(method, train, validation,
+                                        params=_surprise_params(method, point, seed),
+                                        seed=seed).predictions
+            err = pred - validation.ratings.astype(np.float64)
+            return float(np.sqrt(np.mean(err * err)))
+    else:
+        from surprise.model_selection import KFold, cross_validate
+
+        data = surprise_dataset(train)
+
+        def score(point: dict) -> float:
             out = cross_validate(cls(**_surprise_params(method, point, seed)), data,
                                  measures=["rmse"], cv=KFold(folds, random_state=seed),
                                  verbose=False)
-            scores[key] = float(np.mean(out["test_rmse"]))
-            trials.append((dict(point), scores[key]))
-        return scores[key]
+            return float(np.mean(out["test_rmse"]))
 
-    # Until a stage has chosen them, parameters sit at the middle of their lists.
-    best = {n: v[len(v) // 2] for n, v in values.items()}
-    for stage in stages:
-        # Each stage's product, with the earlier stages' parameters at their best.
-        names = list(stage)
-        for combo in itertools.product(*(values[n] for n in names)):
-            score({**best, **dict(zip(names, combo))})
-        best = dict(min(scores.items(), key=lambda kv: kv[1])[0])
-    searched = [n for n in values if len(values[n]) > 1]
-
-    def evaluated(point: dict) -> bool:
-        return tuple(sorted(point.items())) in scores
-
-    for _ in range(max_rounds):
-        # Coordinate line searches: from the best point, walk each parameter down and
-        # up its list (widened past an edge, up to the natural limit) while the CV
-        # RMSE improves. A round that moves nothing has checked both neighbours of
-        # every chosen value with the others at theirs.
-        moved = False
-        for name in searched:
-            for step in (-1, 1):
-                while True:
-                    best = dict(min(scores.items(), key=lambda kv: kv[1])[0])
-                    vals = values[name]
-                    at = vals.index(best[name])
-                    if not 0 <= at + step < len(vals):
-                        if best[name] in LIMITS[name]:
-                            break
-                        nxt = _step_beyond(name, vals, step > 0)
-                        if nxt in vals:
-                            break
-                        values[name] = vals = sorted([*vals, nxt])
-                        at = vals.index(best[name])
-                    neighbour = {**best, name: vals[at + step]}
-                    if evaluated(neighbour) or score(neighbour) >= score(best):
-                        break
-                    moved = True
-        if not moved:
-            break
-    best_key, best_rmse = min(scores.items(), key=lambda kv: kv[1])
-    best = dict(best_key)
-    settled = {}
-    for name in searched:
-        tried = sorted({p[name] for p, _ in trials
-                        if all(p[o] == best[o] for o in searched if o != name)})
-        v = best[name]
-        if v in LIMITS[name]:
-            settled[name] = "limit"
-        elif tried[0] < v < tried[-1]:
-            settled[name] = "interior"
-        else:
-            settled[name] = "rounds"
-    return TuneResult(_surprise_params(method, best, seed), best_rmse, tuple(trials), settled)
+    res = widening_search(score, grid, limits=LIMITS, integer=_INTEGER, max_rounds=max_rounds)
+    return TuneResult(_surprise_params(method, res.best, seed), res.score, res.trials,
+                      res.settled)
 
 
 def fit_predict_baseline(

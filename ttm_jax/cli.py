@@ -415,6 +415,7 @@ def _cmd_evaluate(args) -> int:
     from ttm_jax.data.ratings import RatingData
     from ttm_jax.data.tabular import lookup_ids, read_ratings
     from ttm_jax.evaluate import evaluate
+    from ttm_jax.serving.inference import score_pairs
 
     stored = _Stored(args.model)
     cols = stored.columns
@@ -433,10 +434,8 @@ def _cmd_evaluate(args) -> int:
     # table and knows it; by covariates alone where it is new), then the pairs scored.
     users, inv_u = np.unique(u, return_inverse=True)
     items, inv_i = np.unique(i, return_inverse=True)
-    u_emb = stored.embed("user", user_x, users)
-    i_emb = stored.embed("item", item_x, items)
-    pred = np.float32(stored.model.offset[...]) + np.einsum("np,np->n", u_emb[inv_u],
-                                                             i_emb[inv_i])
+    pred = score_pairs(stored.model, stored.embed("user", user_x, users),
+                       stored.embed("item", item_x, items), inv_u, inv_i)
     ev = evaluate(pred, data, train)
     groups = {name: getattr(ev, name) for name in ev._fields}
     report = {name: None if m is None else m._asdict() for name, m in groups.items()}

@@ -24,7 +24,8 @@ from flax import nnx
 from ttm_jax.checks import InvalidArgument
 from ttm_jax.model.towers import TwoTower
 
-__all__ = ["check_covariates", "check_entity_ids", "embed_users", "embed_items", "predict_pairs"]
+__all__ = ["check_covariates", "check_entity_ids", "embed_users", "embed_items", "predict_pairs",
+           "score_pairs"]
 
 _CHUNK = 65536
 
@@ -241,5 +242,24 @@ def predict_pairs(
                         _entity_ids(model, "user", user_ids, users))
     i_emb = embed_items(model, _finite("item_features", x_i[items], items),
                         _entity_ids(model, "item", item_ids, items))
+    return score_pairs(model, u_emb, i_emb, inv_u, inv_i)
+
+
+def score_pairs(model: TwoTower, user_embeddings: np.ndarray, item_embeddings: np.ndarray,
+                user_rows: np.ndarray, item_rows: np.ndarray) -> np.ndarray:
+    """The model's ratings ``R = offset + ⟨f(x_u), g(x_i)⟩`` of pairs of embedded entities.
+
+    The one place the tower outputs become a rating, for callers that embed
+    each distinct user and item once (:func:`predict_pairs`, the command
+    line's ``evaluate``).
+
+    Args:
+      model: the model that made the embeddings (its ``offset``, the centring mean).
+      user_embeddings: ``[n_u, p]``; item_embeddings: ``[n_i, p]``.
+      user_rows, item_rows: ``[n]`` rows of the two, one pair per position.
+
+    Returns:
+      ``[n]`` float32 predicted ratings.
+    """
     offset = np.float32(model.offset[...])
-    return offset + np.einsum("np,np->n", u_emb[inv_u], i_emb[inv_i])
+    return offset + np.einsum("np,np->n", user_embeddings[user_rows], item_embeddings[item_rows])
