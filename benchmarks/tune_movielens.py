@@ -34,7 +34,14 @@ import numpy as np
 from common import ResultCache
 
 import ttm_jax
-from ttm_jax import RatingData, TwoTowerRegressor, cold_start_split, random_split, read_movielens
+from ttm_jax import (
+    RatingData,
+    TwoTowerRegressor,
+    cold_start_split,
+    evaluate,
+    random_split,
+    read_movielens,
+)
 from ttm_jax.baselines import tune_baseline
 from ttm_jax.presets import MOVIELENS_TITLE_WORDS, movielens_100k
 from ttm_jax.search import widening_search
@@ -79,11 +86,6 @@ def inner_split(train: RatingData, study: str, index: int):
     return inner.train, inner.test
 
 
-def _rmse(pred, truth: RatingData) -> float:
-    err = np.asarray(pred, np.float64) - truth.ratings.astype(np.float64)
-    return float(np.sqrt(np.mean(err * err)))
-
-
 def tune_split(train: RatingData, study: str, index: int, cache: ResultCache,
                methods=("ttm", "svd", "svdpp"), log=print) -> dict:
     """Every method's choice on the inner split of ``train`` (outer split ``index`` of
@@ -107,7 +109,7 @@ def tune_split(train: RatingData, study: str, index: int, cache: ResultCache,
                 def score(point):
                     cfg = base.replace(**point)
                     reg = TwoTowerRegressor(model_config, cfg, seed=index, progress=False)
-                    return _rmse(reg.fit(inner_train).predict(inner_val), inner_val)
+                    return evaluate(reg.fit(inner_train).predict(inner_val), inner_val).overall.rmse
 
                 res = widening_search(score, TTM_GRID, limits=TTM_LIMITS)
                 params, rmse, trials, settled = res.best, res.score, res.trials, res.settled

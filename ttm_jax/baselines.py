@@ -16,6 +16,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ttm_jax.data.ratings import RatingData
+from ttm_jax.evaluate import evaluate
 from ttm_jax.search import widening_search
 
 __all__ = ["FALLBACK", "LIMITS", "METHODS", "BaselinePrediction", "TuneResult",
@@ -174,8 +175,7 @@ def tune_baseline(method: str, train: RatingData, grid: dict | list[dict], *, se
             pred = fit_predict_baseline(method, train, validation,
                                         params=_surprise_params(method, point, seed),
                                         seed=seed).predictions
-            err = pred - validation.ratings.astype(np.float64)
-            return float(np.sqrt(np.mean(err * err)))
+            return evaluate(pred, validation).overall.rmse
     else:
         from surprise.model_selection import KFold, cross_validate
 
