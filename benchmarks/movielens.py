@@ -40,30 +40,36 @@ Usage:
 from __future__ import annotations
 
 import argparse
+import datetime
 import functools
+import json
 import math
 import time
 from pathlib import Path
 
 import numpy as np
-from common import ResultCache, mean_se
-from tune_movielens import split_of, tune_split
+from common import ResultCache, machine, mean_se
+from tune_movielens import fit_top_k, split_of, tune_split
 
 import ttm_jax
 from ttm_jax import ModelConfig, RatingData, TrainConfig, TwoTowerRegressor, evaluate
 from ttm_jax.baselines import FALLBACK, fit_predict_baseline
 from ttm_jax.data import read_movielens
 from ttm_jax.evaluate import evaluate_ranking
-from ttm_jax.presets import MOVIELENS_TITLE_WORDS, movielens_100k
+from ttm_jax.presets import MOVIELENS_TITLE_WORDS, movielens_100k, movielens_100k_top_k
 
 SURPRISE = ("svd", "svd_tuned", "svdpp", "svdpp_tuned", "knn_baseline", "coclustering",
             "baseline_only", "global_mean")
-TTM = ("ttm_cov", "ttm_tuned", "ttm_hybrid", "ttm_ids")
+TTM = ("ttm_cov", "ttm_ensemble", "ttm_tuned", "ttm_hybrid", "ttm_ids", "ttm_mnar")
+#: Members of the ensemble column: the tuned model fitted with seeds s .. s + 4, averaged.
+ENSEMBLE = 5
 LABELS = {
     "ttm_cov": "TTM (covariates)",
+    "ttm_ensemble": "TTM (hybrid, tuned, mean of 5)",
     "ttm_tuned": "TTM (hybrid, tuned)",
     "ttm_hybrid": "TTM (hybrid, preset)",
     "ttm_ids": "TTM (hybrid preset, no user cov.)",
+    "ttm_mnar": "TTM (hybrid, top-k)",
     "svd": "SVD",
     "svdpp": "SVD++",
     "svd_tuned": "SVD (tuned)",
@@ -80,9 +86,13 @@ SURPRISE_PARAMS = {"svdpp": {"cache_ratings": True}, "svdpp_tuned": {"cache_rati
 SURPRISE_METHOD = {"svd_tuned": "svd", "svdpp_tuned": "svdpp"}
 #: The tuned columns, and what each is tuned as by benchmarks/tune_movielens.tune_split: on
 #: an inner split of each split's own training set, so never on a test pair it is scored on.
-TUNED = {"ttm_tuned": "ttm", "svd_tuned": "svd", "svdpp_tuned": "svdpp"}
+TUNED = {"ttm_ensemble": "ttm", "ttm_tuned": "ttm", "svd_tuned": "svd", "svdpp_tuned": "svdpp",
+         "ttm_mnar": "ttm_mnar"}
+#: The columns of the CV study only: the top-k model is a ranking model, scored where the
+#: ranking study is.
+CV_ONLY = ("ttm_mnar",)
 # The methods ranked in the top-k study (on the CV folds), besides the popularity baseline.
-RANKED = ("ttm_tuned", "ttm_hybrid", "svd", "svd_tuned")
+RANKED = ("ttm_mnar", "ttm_ensemble", "ttm_tuned", "ttm_hybrid", "svd", "svd_tuned")
 RANK_K = 10
 RELEVANT = 4.0  # a held-out item is relevant when rated at least this
 
@@ -103,7 +113,7 @@ def _settings(method: str, tuned: dict | None = None):
     if method == "ttm_cov":
         return TTM_COV
     if method in TTM:
-        model, train = movielens_100k()
+        model, train = movielens_100k_top_k() if method == "ttm_mnar" else movielens_100k()
         return dict(model=model, train=train.replace(**(tuned or {})))
     return {**SURPRISE_PARAMS.get(method, {}), **(tuned or {})} or None
 
@@ -121,13 +131,18 @@ def _fit_ttm(method, train, test, seed, tuned=None):
         reg = TwoTowerRegressor(TTM_COV["model"], TTM_COV["train"],
                                 validation_fraction=VALIDATION_FRACTION, seed=seed,
                                 refit="none", progress=False)
+    elif method == "ttm_mnar":
+        # The top-k preset as its docstring says to fit it: all epochs, no hold-out.
+        reg = fit_top_k(_settings(method, tuned)["train"], train, seed)
     else:
         # Exactly what a user of the preset runs (with the split's tuned penalties in
         # ttm_tuned): the regressor's own hold-out and refit.
         settings = _settings(method, tuned)
         reg = TwoTowerRegressor(settings["model"], settings["train"], seed=seed,
-                                progress=False)
-    reg.fit(train if method != "ttm_ids" else _without_user_covariates(train))
+                                progress=False,
+                                ensemble=ENSEMBLE if method == "ttm_ensemble" else 1)
+    if method != "ttm_mnar":
+        reg.fit(train if method != "ttm_ids" else _without_user_covariates(train))
     pred = reg.predict(test if method != "ttm_ids" else _without_user_covariates(test))
     info = dict(epochs=reg.result_.epochs_run, best_epoch=reg.result_.best_epoch,
                 stop=str(reg.result_.stop_reason))
@@ -184,6 +199,8 @@ def _cached(cache: ResultCache, name: str, method: str, compute, tuned=None):
     key = {"method": method, "settings": repr(_settings(method, tuned)),
            "validation_fraction": VALIDATION_FRACTION, "title_words": MOVIELENS_TITLE_WORDS,
            "rank": [RANK_K, RELEVANT], "ttm_jax": ttm_jax.__version__}
+    if method == "ttm_ensemble":
+        key["ensemble"] = ENSEMBLE
     t0 = time.perf_counter()
     value = cache.load(name, key)
     if value is None:
@@ -207,6 +224,8 @@ def main(argv=None):
     ap.add_argument("--methods", default=",".join(TTM + SURPRISE))
     ap.add_argument("--cache", default="benchmarks/out/movielens_cache")
     ap.add_argument("--out", default="benchmarks/out/movielens_table.md")
+    ap.add_argument("--json", default="benchmarks/out/movielens.json",
+                    help="every split's figures (published as benchmarks/results/movielens.json)")
     args = ap.parse_args(argv)
     methods = [m for m in args.methods.split(",") if m]
     cache = ResultCache(args.cache)
@@ -215,21 +234,23 @@ def main(argv=None):
 
     def tuned_params(train, study, index):
         """The split's tuned parameters per TUNED column (tuned on its own training set)."""
-        wanted = sorted({TUNED[m] for m in methods if m in TUNED})
+        wanted = sorted({TUNED[m] for m in methods
+                         if m in TUNED and (study == "cv" or m not in CV_ONLY)})
         if not wanted:
             return {}
         tuned = tune_split(train, study, index, cache, methods=wanted)
         choices.append((study, index, tuned))
-        return {m: tuned[TUNED[m]]["params"] for m in methods if m in TUNED}
+        return {m: tuned[TUNED[m]]["params"] for m in methods if TUNED.get(m) in tuned}
 
     choices = []
 
-    table = {m: [] for m in methods}
+    cold_methods = [m for m in methods if m not in CV_ONLY]
+    table = {m: [] for m in cold_methods}
     for seed in range(args.seeds):
         train, test = split_of(data, "cold", seed)
         print(f"seed {seed}: train {train.n_ratings}, test {test.n_ratings}", flush=True)
         tuned = tuned_params(train, "cold", seed)
-        for m in methods:
+        for m in cold_methods:
             table[m].append(_cached(cache, f"cold-{m}-seed{seed}", m,
                                     functools.partial(_score, m, train, test, seed,
                                                       tuned=tuned.get(m)), tuned.get(m)))
@@ -258,31 +279,32 @@ def main(argv=None):
         "20% of users held out entirely (cold-start rows are their ratings); 20% of the other "
         "ratings are warm test pairs.",
         "",
-        "| RMSE (s.e.) | " + " | ".join(LABELS[m] for m in methods) + " |",
-        "|---|" + "---|" * len(methods),
+        "| RMSE (s.e.) | " + " | ".join(LABELS[m] for m in cold_methods) + " |",
+        "|---|" + "---|" * len(cold_methods),
     ]
     for row, key in (("Overall", "overall"), ("Warm-start", "warm"), ("Cold-start", "cold_user")):
         lines.append(f"| {row} | " + " | ".join(_fmt([r[key] for r in table[m]])
-                                                for m in methods) + " |")
+                                                for m in cold_methods) + " |")
     lines.append("| fit seconds | " + " | ".join(
-        f"{mean_se([r['seconds'] for r in table[m]])[0]:.1f}" for m in methods) + " |")
-    ours = next((m for m in ("ttm_tuned", "ttm_hybrid") if m in methods), None)
+        f"{mean_se([r['seconds'] for r in table[m]])[0]:.1f}" for m in cold_methods) + " |")
+    ours = next((m for m in ("ttm_ensemble", "ttm_tuned", "ttm_hybrid") if m in cold_methods),
+                None)
     if ours and args.seeds > 1:
         lines += ["", f"Paired difference on cold-start RMSE, {LABELS[ours]} minus each method "
                   "(same seeds; negative: TTM better):", ""]
         base = np.array([r["cold_user"] for r in table[ours]])
-        for m in methods:
+        for m in cold_methods:
             if m == ours:
                 continue
             d = base - np.array([r["cold_user"] for r in table[m]])
             lines.append(f"- vs {LABELS[m]}: {_fmt(d)}")
         base = np.array([r["warm"] for r in table[ours]])
         for m in ("svd", "svdpp", "svd_tuned", "svdpp_tuned"):
-            if m in methods:
+            if m in cold_methods:
                 d = base - np.array([r["warm"] for r in table[m]])
                 lines.append(f"- warm-start, vs {LABELS[m]}: {_fmt(d)}")
     lines += ["", "Cold-start fallbacks of the methods without covariates:", ""]
-    lines += [f"- {LABELS[m]}: {FALLBACK[SURPRISE_METHOD.get(m, m)]}" for m in methods
+    lines += [f"- {LABELS[m]}: {FALLBACK[SURPRISE_METHOD.get(m, m)]}" for m in cold_methods
               if SURPRISE_METHOD.get(m, m) in FALLBACK]
     if args.folds:
         lines += ["", f"### {args.folds}-fold cross-validated RMSE on all 100,000 ratings, "
@@ -297,7 +319,8 @@ def main(argv=None):
                   f"Each user with a held-out rating of at least {RELEVANT:g} (relevant items) "
                   "gets a list of the items they did not rate in the fold's training set; "
                   "SVD ranks by its unclipped estimates, the popularity baseline by the number "
-                  "of training ratings.", "",
+                  "of training ratings, the TTM columns by their scores (the top-k model's "
+                  "trained with the missing-rating term).", "",
                   f"| method | recall@{RANK_K} | NDCG@{RANK_K} | MAP@{RANK_K} | users |",
                   "|---|---|---|---|---|"]
         for m, rows in ranked.items():
@@ -312,6 +335,9 @@ def main(argv=None):
         for study, index, tuned in choices:
             cells = []
             for m in names:
+                if m not in tuned:  # a CV-only column, on a cold-start split
+                    cells.append("—")
+                    continue
                 params, settled = tuned[m]["params"], tuned[m]["settled"]
                 text = ", ".join(f"{k} {v:g}" if isinstance(v, float) else f"{k} {v}"
                                  for k, v in params.items())
@@ -323,6 +349,19 @@ def main(argv=None):
               "(cached entries cost nothing)."]
     text = "\n".join(lines) + "\n"
     Path(args.out).write_text(text)
+    command = lines[0].removeprefix("Command: `").removesuffix("`")
+    report = dict(
+        meta=dict(command=command, date=datetime.date.today().isoformat(), machine=machine()),
+        cold={m: {k: [r[k] for r in table[m]] for k in ("overall", "warm", "cold_user")}
+              for m in cold_methods},
+        cv={m: [r["overall"] for r in cv[m]] for m in methods if cv.get(m)},
+        ranking=({m: {k: [r[k] for r in rows] for k in ("recall", "ndcg", "map")}
+                  for m, rows in ranked.items()} if args.folds else {}),
+        choices=[dict(study=study, index=index,
+                      params={m: t["params"] for m, t in tuned.items()})
+                 for study, index, tuned in choices])
+    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.json).write_text(json.dumps(report, indent=1))
     print(text)
 
 

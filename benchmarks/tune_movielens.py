@@ -43,7 +43,8 @@ from ttm_jax import (
     read_movielens,
 )
 from ttm_jax.baselines import tune_baseline
-from ttm_jax.presets import MOVIELENS_TITLE_WORDS, movielens_100k
+from ttm_jax.evaluate import evaluate_ranking
+from ttm_jax.presets import MOVIELENS_TITLE_WORDS, movielens_100k, movielens_100k_top_k
 from ttm_jax.search import widening_search
 
 #: TTM's penalties: the covariate weights (λ) and the id tables (λ_id), around the preset's.
@@ -59,6 +60,16 @@ BASELINE_GRIDS = {
     "svdpp": [{"n_factors": [10, 20, 40]}, {"reg_all": [0.05, 0.1, 0.2]},
               {"lr_all": [0.005, 0.01, 0.02]}, {"n_epochs": [20, 40, 80]}],
 }
+#: The top-k model (``ttm_mnar``): Steck's missing-rating term, weight ``w_m`` and rating
+#: ``r_m``, then the epochs (it trains without early stopping, which would stop on the
+#: observed pairs' RMSE), on the split's tuned penalties; scored by inner NDCG@10.
+MNAR_GRID = [{"missing_weight": [0.03, 0.1, 0.3], "missing_rating": [0.0, 1.0, 2.0]},
+             {"max_epochs": [50, 100, 200]}]
+MNAR_LIMITS = {"missing_weight": (0.0, 100.0), "missing_rating": (-5.0, 5.0),
+               "max_epochs": (1, 3200)}
+RANK_K = 10
+RELEVANT = 4.0  # a held-out item is relevant when rated at least this
+
 #: How each study's inner split is made from an outer training set.
 INNER = {"cold": "cold_start_split(train, user_fraction=0.2, test_fraction=0.15, seed=s + 100)",
          "cv": "random_split(train, 0.2, seed=s + 100)"}
@@ -86,25 +97,57 @@ def inner_split(train: RatingData, study: str, index: int):
     return inner.train, inner.test
 
 
+def fit_top_k(train_config, data: RatingData, seed: int) -> TwoTowerRegressor:
+    """The top-k model as the benchmark and its tuning fit it, as
+    :func:`ttm_jax.presets.movielens_100k_top_k` says to: every one of ``train_config``'s
+    epochs on all of ``data`` (no hold-out, no early stopping)."""
+    model_config, _ = movielens_100k_top_k()
+    return TwoTowerRegressor(model_config, train_config, validation_fraction=0.0, seed=seed,
+                             progress=False).fit(data)
+
+
 def tune_split(train: RatingData, study: str, index: int, cache: ResultCache,
                methods=("ttm", "svd", "svdpp"), log=print) -> dict:
     """Every method's choice on the inner split of ``train`` (outer split ``index`` of
-    ``study``): ``{method: {"params", "rmse", "settled", "trials", "seconds"}}``.
+    ``study``): ``{method: {"params", "rmse", "settled", "trials", "seconds"}}``; for
+    ``ttm_mnar`` (the top-k model, tuned on ``ttm``'s penalties) ``"ndcg"`` in place of
+    ``"rmse"``.
 
     Cached per (study, index, method) under a key holding the grids, the inner
     split's definition, the model and the library version."""
     inner_train, inner_val = inner_split(train, study, index)
     model_config, base = movielens_100k()
     out = {}
-    for method in methods:
-        key = {"study": study, "index": index, "inner": INNER[study],
-               "grid": TTM_GRID if method == "ttm" else BASELINE_GRIDS[method],
+    if "ttm_mnar" in methods and "ttm" not in methods:
+        methods = ("ttm", *methods)
+    for method in sorted(methods, key=lambda m: m == "ttm_mnar"):  # its penalties first
+        grid = {"ttm": TTM_GRID, "ttm_mnar": MNAR_GRID}.get(method) or BASELINE_GRIDS[method]
+        key = {"study": study, "index": index, "inner": INNER[study], "grid": grid,
                "ttm_jax": ttm_jax.__version__, "title_words": MOVIELENS_TITLE_WORDS}
         if method == "ttm":
             key.update(model=repr(model_config), train=repr(base))
+        penalties, top_k = {}, base
+        if method == "ttm_mnar":
+            penalties = out["ttm"]["params"]
+            # The RMSE preset on the split's penalties; the search sets the rest.
+            top_k = base.replace(**penalties)
+            key.update(model=repr(model_config), train=repr(top_k),
+                       metric=f"NDCG@{RANK_K}, relevant >= {RELEVANT:g}")
 
-        def compute(method=method):
+        def compute(method=method, penalties=penalties, top_k=top_k):
             t0 = time.perf_counter()
+            if method == "ttm_mnar":
+                def ndcg(point):
+                    reg = fit_top_k(top_k.replace(**point), inner_train, index)
+                    return evaluate_ranking(reg.model_, inner_val, inner_train, k=RANK_K,
+                                            threshold=RELEVANT).ndcg
+
+                res = widening_search(lambda point: -ndcg(point), MNAR_GRID,
+                                      limits=MNAR_LIMITS, integer={"max_epochs"})
+                return {"params": {**penalties, **res.best}, "ndcg": -res.score,
+                        "settled": res.settled,
+                        "trials": [[dict(p), -r] for p, r in res.trials],
+                        "seconds": time.perf_counter() - t0}
             if method == "ttm":
                 def score(point):
                     cfg = base.replace(**point)
@@ -123,8 +166,10 @@ def tune_split(train: RatingData, study: str, index: int, cache: ResultCache,
                     "seconds": time.perf_counter() - t0}
 
         r = cache.get(f"tune-{study}{index}-{method}", compute, key)
-        log(f"  tuned {method} on {study} split {index}: {r['params']} inner RMSE "
-            f"{r['rmse']:.4f} ({r['settled']}, {len(r['trials'])} trials, {r['seconds']:.0f} s)")
+        figure = (f"inner NDCG@{RANK_K} {r['ndcg']:.4f}" if method == "ttm_mnar"
+                  else f"inner RMSE {r['rmse']:.4f}")
+        log(f"  tuned {method} on {study} split {index}: {r['params']} {figure} "
+            f"({r['settled']}, {len(r['trials'])} trials, {r['seconds']:.0f} s)")
         out[method] = r
     return out
 
@@ -134,22 +179,35 @@ def main(argv=None):
     ap.add_argument("--data", default="../shared/datasets/ml-100k")
     ap.add_argument("--study", default="cold", choices=sorted(INNER))
     ap.add_argument("--index", type=int, default=0, help="the seed (cold) or fold (cv)")
+    ap.add_argument("--methods", default="ttm,svd,svdpp",
+                    help="of ttm, svd, svdpp, ttm_mnar (the top-k model, on ttm's penalties)")
     ap.add_argument("--cache", default="benchmarks/out/movielens_cache")
     ap.add_argument("--out", default="benchmarks/out/tune_movielens.md")
     args = ap.parse_args(argv)
     t0 = time.perf_counter()
     data = read_movielens(args.data, title_words=MOVIELENS_TITLE_WORDS).data
     train, _ = split_of(data, args.study, args.index)
-    tuned = tune_split(train, args.study, args.index, ResultCache(args.cache))
+    methods = tuple(m for m in args.methods.split(",") if m)
+    unknown = sorted(set(methods) - {"ttm", "ttm_mnar", *BASELINE_GRIDS})
+    if unknown:
+        ap.error(f"--methods: unknown {unknown}; choose from ttm, svd, svdpp, ttm_mnar")
+    tuned = tune_split(train, args.study, args.index, ResultCache(args.cache), methods=methods)
     lines = [f"Command: `python benchmarks/tune_movielens.py --data {args.data} --study "
-             f"{args.study} --index {args.index}`", "",
+             f"{args.study} --index {args.index} --methods {args.methods}`", "",
              f"Inner split of the outer training set: `{INNER[args.study]}`; every candidate "
-             "scored by its RMSE on the inner validation set.", ""]
+             "scored by its RMSE on the inner validation set (ttm_mnar: by its NDCG@"
+             f"{RANK_K} there, relevant items rated at least {RELEVANT:g}, inner training "
+             "items excluded).", ""]
     for method, r in tuned.items():
-        lines += [f"#### {method}: chosen {r['params']} (inner RMSE {r['rmse']:.4f}; "
-                  f"{r['settled']})", "", "| candidate | inner RMSE |", "|---|---|"]
-        lines += [f"| {p} | {v:.4f}{' **chosen**' if p == r['params'] else ''} |"
-                  for p, v in sorted(r["trials"], key=lambda t: t[1])]
+        metric = f"NDCG@{RANK_K}" if method == "ttm_mnar" else "RMSE"
+        best = r["ndcg"] if method == "ttm_mnar" else r["rmse"]
+        lines += [f"#### {method}: chosen {r['params']} (inner {metric} {best:.4f}; "
+                  f"{r['settled']})", "", f"| candidate | inner {metric} |", "|---|---|"]
+        chosen = {k: v for k, v in r["params"].items()
+                  if method != "ttm_mnar" or k not in tuned["ttm"]["params"]}
+        lines += [f"| {p} | {v:.4f}{' **chosen**' if p == chosen else ''} |"
+                  for p, v in sorted(r["trials"], key=lambda t: -t[1] if method == "ttm_mnar"
+                                     else t[1])]
         lines.append("")
     lines.append(f"Wall time: {time.perf_counter() - t0:.0f} s (cached entries cost nothing).")
     text = "\n".join(lines) + "\n"

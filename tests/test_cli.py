@@ -133,6 +133,7 @@ def test_the_hybrid_model_from_the_command_line(walkthrough, tmp_path):
                              "--epochs", "10", "--user-ids", "--item-ids",
                              "--user-id-dropout", "0.2", "--id-penalty-weight", "1e-4",
                              "--id-updates", "rows", "--id-optimizer", "rowwise_adagrad",
+                             "--missing-weight", "0.01", "--missing-rating", "1",
                              "--no-progress")
     assert code == 0, err
     assert "id tables: user ids and item ids" in out
@@ -156,6 +157,9 @@ def test_the_hybrid_model_from_the_command_line(walkthrough, tmp_path):
     code, _, err = run_cli("fit", *files, "--model", str(tmp_path / "bad"), "--user-ids",
                            "--user-id-dropout", "1.5")
     assert code != 0 and "--user-id-dropout" in err and not (tmp_path / "bad").exists()
+    code, _, err = run_cli("fit", *files, "--model", str(tmp_path / "bad"),
+                           "--missing-weight", "-1")
+    assert code != 0 and "--missing-weight" in err and not (tmp_path / "bad").exists()
 
 
 def test_every_command_has_help():

@@ -203,3 +203,34 @@ def test_the_training_step_figures_are_the_published_runs():
     assert f"**{speed['meta']['matmul_peak_gflops']:.1f} GFLOP/s**" in section
     for r in speed["rows"]:
         assert f"{r['entity_per_s']:,.0f}" in section and f"{r['rating_per_s']:,.0f}" in section
+
+
+# --- MovieLens-100K ---------------------------------------------------------------
+
+def _movielens() -> dict:
+    return json.loads((RESULTS / "movielens.json").read_text())
+
+
+def _mean(values) -> float:
+    return mean_se(values)[0]
+
+
+def test_the_top_k_preset_is_what_fold_0_tuning_chose():
+    from ttm_jax.presets import TOP_K
+
+    choice = next(c for c in _movielens()["choices"] if (c["study"], c["index"]) == ("cv", 0))
+    assert TOP_K == choice["params"]["ttm_mnar"]
+
+
+def test_the_readme_movielens_figures_are_the_published_runs():
+    ml = _movielens()
+    bullet = " ".join(_readme_bullet("MovieLens-100K").split())
+    for m in ("ttm_ensemble", "ttm_tuned", "svdpp_tuned", "svd_tuned"):
+        assert f"{_mean(ml['cv'][m]):.4f}" in bullet, m
+    for m in ("ttm_mnar", "popularity", "svd"):
+        assert f"{_mean(ml['ranking'][m]['ndcg']):.3f}" in bullet, m
+        assert f"{_mean(ml['ranking'][m]['recall']):.3f}" in bullet, m
+    cold = ml["cold"]
+    for m in ("ttm_ensemble", "ttm_tuned"):
+        assert f"{_mean(cold[m]['cold_user']):.4f}" in bullet, m
+    assert ml["meta"]["command"] in bullet

@@ -3,6 +3,7 @@ tuned column is tuned inside its split's training set, and its choice is reporte
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -47,9 +48,11 @@ def test_the_benchmark_tunes_every_tuned_column_inside_its_split_and_reports_the
     out, cache = tmp_path / "table.md", tmp_path / "cache"
     argv = ["--data", str(data), "--seeds", "1", "--folds", "0",
             "--methods", "ttm_tuned,ttm_hybrid,svd,svd_tuned", "--cache", str(cache),
-            "--out", str(out)]
+            "--out", str(out), "--json", str(tmp_path / "figures.json")]
     movielens.main(argv)
     table = out.read_text()
+    figures = json.loads((tmp_path / "figures.json").read_text())
+    assert len(figures["cold"]["ttm_tuned"]["cold_user"]) == 1 and figures["cv"] == {}
     assert "TTM (hybrid, tuned)" in table and "SVD (tuned)" in table
     # The choices, per split: TTM's penalty and SVD's rank, each interior or marked.
     row = next(line for line in table.splitlines() if line.startswith("| cold 0 |"))
@@ -66,3 +69,37 @@ def test_the_benchmark_tunes_every_tuned_column_inside_its_split_and_reports_the
         monkeypatch.setattr(tune, name, lambda *a, **k: pytest.fail("tuned again"))
     movielens.main(argv)
     assert " overall, " not in capsys.readouterr().out  # every result came from the cache
+
+
+def test_the_top_k_column_is_tuned_for_ndcg_inside_each_fold_and_ranked(
+        tmp_path, load_benchmark, monkeypatch):
+    # Fixed one-point grids keep this to one fit per tuning: the test is of the wiring
+    # (which penalties the top-k model starts from, how it is fitted and ranked), not
+    # of the search, which tests/test_search.py covers.
+    movielens, tune = load_benchmark("movielens"), load_benchmark("tune_movielens")
+    monkeypatch.setattr(tune, "TTM_GRID", {"penalty_weight": [0.01], "id_penalty_weight": [1e-3]})
+    monkeypatch.setattr(tune, "MNAR_GRID", [{"missing_weight": [0.2], "missing_rating": [1.0]},
+                                            {"max_epochs": [30]}])
+    data = write_movielens_folder(tmp_path / "ml")
+    out, cache = tmp_path / "table.md", tmp_path / "cache"
+    movielens.main(["--data", str(data), "--seeds", "0", "--folds", "5",
+                    "--methods", "ttm_mnar", "--cache", str(cache), "--out", str(out),
+                    "--json", str(tmp_path / "figures.json")])
+    table = out.read_text()
+    # The top-k model is a CV-only column: ranked against popularity on every fold.
+    ranking = table[table.index("### Top-10 ranking"):].splitlines()
+    rank_rows = [line for line in ranking
+                 if line.startswith(("| TTM (hybrid, top-k) |", "| Popularity |"))]
+    assert len(rank_rows) == 2 and all(line.count(" (0.") == 3 for line in rank_rows)
+    figures = json.loads((tmp_path / "figures.json").read_text())
+    assert len(figures["ranking"]["ttm_mnar"]["ndcg"]) == 5 and figures["cold"] == {}
+    choice = next(line for line in table.splitlines() if line.startswith("| cv 4 |"))
+    for name in ("penalty_weight 0.01", "id_penalty_weight 0.001", "missing_weight 0.2",
+                 "missing_rating 1", "max_epochs 30"):
+        assert name in choice
+    # Asked alone, the top-k tuning brings the RMSE tuning whose penalties it starts from
+    # (both from the cache by now).
+    train, _ = tune.split_of(movielens.read_movielens(data).data, "cv", 4)
+    tuned = tune.tune_split(train, "cv", 4, movielens.ResultCache(cache), methods=("ttm_mnar",),
+                            log=lambda *_: None)
+    assert 0 < tuned["ttm_mnar"]["ndcg"] <= 1 and sorted(tuned) == ["ttm", "ttm_mnar"]

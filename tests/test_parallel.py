@@ -51,10 +51,12 @@ FOUR_DEVICES = textwrap.dedent(
     test = p.split.test
     pred = lambda m: ttm.predict_pairs(m, test.user_features, test.item_features,
                                        test.user_ids, test.item_ids)
-    # The hybrid model: id tables replicated on every device, id dropout drawn per rating.
+    # The hybrid model: id tables replicated on every device, id dropout drawn per rating,
+    # and the missing-rating term's pairs drawn per step and split like the minibatch.
     hybrid_config = p.model_config.replace(user_ids=True, item_ids=True)
     hybrid = ttm.init_model(hybrid_config, p.split.train, key=jax.random.key(p.init_seed))
-    hybrid_train = p.train_config.replace(user_id_dropout=0.3, item_id_dropout=0.1)
+    hybrid_train = p.train_config.replace(user_id_dropout=0.3, item_id_dropout=0.1,
+                                          missing_weight=0.05, missing_rating=1.0)
     hargs = (hybrid, p.split.train, p.split.validation, hybrid_train)
     hybrid_one = ttm.fit(*hargs, key=key, progress=False)
     hybrid_four = ttm.fit(*hargs, key=key, mesh=mesh, progress=False)

@@ -159,6 +159,16 @@ class TrainConfig:
         they take row-wise Adagrad (:func:`ttm_jax.optim.scale_by_rowwise_adagrad`,
         one accumulator per row, as TorchRec does) at the same scheduled step, so the
         optimiser state of a table of ``n`` rows is ``n`` numbers, not ``2 n p_1``.
+      missing_weight, missing_rating: ``w_m`` and ``r_m`` of Steck's (2010) objective for
+        ratings missing not at random: every pair *not* in Ω counts as a rating
+        ``r_m`` of weight ``w_m`` (an observed rating weighs 1), so the loss is
+        ``(1/|Ω|) [Σ_Ω (r − R)² + w_m Σ_{(u,i)} (r_m − R(u, i))²] + λ J``. Each step
+        estimates the second sum from ``batch_size`` pairs drawn uniformly from all
+        ``n_users × n_items`` (observed ones included, a fraction ``|Ω|/(n_users n_items)``
+        of them). Users choose what they rate, and a low ``r_m`` teaches the model
+        that: top-k lists over *all* unrated items improve (``benchmarks/RESULTS.md``
+        §5) at some cost in RMSE on the observed ratings. ``w_m = 0``: off (eq. 2).
+        ``r_m`` is in the ratings' units (e.g. 2 on a 1–5 scale, Steck's choice).
 
     Every field is checked on construction, types included (``batch_size=32.0``
     raises :class:`ttm_jax.checks.InvalidArgument` naming ``batch_size``).
@@ -187,6 +197,8 @@ class TrainConfig:
     id_penalty_weight: float | None = None
     id_updates: str = "dense"
     id_optimizer: str = "same"
+    missing_weight: float = 0.0
+    missing_rating: float = 0.0
 
     def __post_init__(self):
         checks.choice("optimizer", self.optimizer, OPTIMIZERS)
@@ -214,6 +226,8 @@ class TrainConfig:
         checks.optional_real("id_penalty_weight", self.id_penalty_weight, low=0.0)
         checks.choice("id_updates", self.id_updates, ID_UPDATES)
         checks.choice("id_optimizer", self.id_optimizer, ID_OPTIMIZERS)
+        checks.real("missing_weight", self.missing_weight, low=0.0)
+        checks.real("missing_rating", self.missing_rating)
         if self.id_optimizer != "same" and self.proximal:
             raise checks.InvalidArgument(
                 "id_optimizer='rowwise_adagrad' takes the id tables out of the proximal L1 "

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from ttm_jax.config import ModelConfig, TrainConfig
 
-__all__ = ["MOVIELENS_TITLE_WORDS", "movielens_100k"]
+__all__ = ["MOVIELENS_TITLE_WORDS", "movielens_100k", "movielens_100k_top_k"]
 
 #: The item covariates the MovieLens preset was measured with:
 #: ``read_movielens(folder, title_words=MOVIELENS_TITLE_WORDS)``.
@@ -43,6 +43,10 @@ def movielens_100k() -> tuple[ModelConfig, TrainConfig]:
     checks them); early stopping every 2 epochs with patience 6, at most 400
     epochs.
 
+    ``TwoTowerRegressor(*movielens_100k(), ensemble=5)`` averages five fits (seeds
+    ``s .. s + 4``) into one two-tower model (:func:`ttm_jax.model.mean_model`), at five
+    times the cost and a lower RMSE (``benchmarks/RESULTS.md`` §5).
+
     Returns:
       ``(model_config, train_config)``, for ``TwoTowerRegressor(*movielens_100k())``
       or :func:`ttm_jax.fit`. Read the data with
@@ -67,3 +71,41 @@ def movielens_100k() -> tuple[ModelConfig, TrainConfig]:
 # again); per-split tuning, RESULTS.md §5, picks λ in {0.01, 0.03}, λ_id in {1e-4, 3e-4}.
 PENALTY_WEIGHT = 3e-2
 ID_PENALTY_WEIGHT = 3e-4
+
+
+def movielens_100k_top_k() -> tuple[ModelConfig, TrainConfig]:
+    """The hybrid model of MovieLens-100K trained for top-k lists rather than RMSE.
+
+    :func:`movielens_100k`'s towers with Steck's (2010) missing-rating term
+    (``TrainConfig.missing_weight`` ``w_m``, ``missing_rating`` ``r_m``): every pair a
+    user did not rate counts as a rating ``r_m`` of weight ``w_m``, so the model
+    learns which items a user chooses to rate as well as how they rate them. On the
+    5-fold CV of ``benchmarks/movielens.py`` its top-10 lists beat the popularity
+    baseline and SVD's, at a higher RMSE on the observed ratings
+    (``benchmarks/RESULTS.md`` §5).
+
+    It trains a fixed number of epochs (``max_epochs``, tuned with ``w_m`` and ``r_m``
+    for NDCG@10): early stopping would stop on the observed ratings' RMSE, which is
+    not what this model is for. Fit it without a hold-out::
+
+        reg = TwoTowerRegressor(*movielens_100k_top_k(), validation_fraction=0.0, seed=0)
+        lists = ttm_jax.recommend(reg.fit(data).model_, users, 10, data=data)
+
+    The values were chosen on an inner split of fold 0's training set
+    (``python benchmarks/tune_movielens.py --study cv --index 0 --methods ttm_mnar``),
+    with the penalties that fold's RMSE tuning chose.
+
+    Example:
+      >>> from ttm_jax.presets import movielens_100k_top_k
+      >>> _, train_config = movielens_100k_top_k()
+      >>> train_config.missing_weight > 0
+      True
+    """
+    model, train = movielens_100k()
+    return model, train.replace(**TOP_K)
+
+
+#: Chosen by ``python benchmarks/tune_movielens.py --study cv --index 0 --methods ttm_mnar``
+#: (RESULTS.md §5 lists every fold's choice).
+TOP_K = dict(penalty_weight=3e-2, id_penalty_weight=1e-4, missing_weight=0.3, missing_rating=1.0,
+             max_epochs=400)

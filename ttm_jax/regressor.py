@@ -10,6 +10,7 @@ import numpy as np
 from ttm_jax import checks
 from ttm_jax.config import ModelConfig, TrainConfig
 from ttm_jax.data.ratings import RatingData
+from ttm_jax.model.ensemble import mean_model
 from ttm_jax.model.init import init_model
 from ttm_jax.model.towers import TwoTower
 from ttm_jax.protocols import REFIT_MODES, holdout_then_refit
@@ -41,6 +42,11 @@ class TwoTowerRegressor:
         run can be repeated by passing it back.
       progress: progress reports while fitting (a bar on a terminal, a line per
         check in a log; ``False``: silent).
+      ensemble: ``K``: fit ``K`` models, member ``k`` exactly as this regressor with
+        ``seed + k`` would fit it alone, and predict their mean
+        (:func:`ttm_jax.model.mean_model`: one two-tower model ``K`` times as wide,
+        so every scoring path takes it). ``K`` times the cost; the members' own
+        randomness (initialisation, minibatches, hold-out) averages out.
 
     Attributes (after :meth:`fit`):
       model_: the trained :class:`TwoTower` (the refitted one, when refitting).
@@ -49,6 +55,9 @@ class TwoTowerRegressor:
       refit_result_: the refit's :class:`FitResult` (no validation curve), or
         ``None`` when there was no refit.
       seed_: the seed used.
+      members_: with ``ensemble > 1``, the ``K`` fitted member regressors
+        (``model_`` is their mean; ``result_`` and ``refit_result_`` are member
+        0's); ``None`` otherwise.
 
     Example:
       >>> from ttm_jax import TwoTowerRegressor, make_synthetic, random_split, evaluate
@@ -68,6 +77,7 @@ class TwoTowerRegressor:
         refit: str = "warm",
         seed: int | None = None,
         progress: bool | None = None,
+        ensemble: int = 1,
     ):
         if model is not None and not isinstance(model, ModelConfig):
             raise TypeError(f"model must be a ModelConfig, got {type(model).__name__}")
@@ -80,6 +90,12 @@ class TwoTowerRegressor:
         self.seed = None if seed is None else checks.integer("seed", seed, low=0,
                                                                      high=checks.SEED_MAX)
         self.progress = progress
+        self.ensemble = checks.integer("ensemble", ensemble, low=1, high=1024)
+        if self.seed is not None and self.seed + self.ensemble - 1 > checks.SEED_MAX:
+            raise checks.InvalidArgument(
+                f"seed={self.seed} with ensemble={self.ensemble}: member seeds seed .. "
+                f"seed + {self.ensemble - 1} must stay at most {checks.SEED_MAX}; use a "
+                "smaller seed")
 
     def fit(self, train: RatingData, validation: RatingData | None = None) -> TwoTowerRegressor:
         """Fit on ``train``; early-stop on ``validation`` (or on a hold-out of ``train``).
@@ -98,7 +114,11 @@ class TwoTowerRegressor:
         if validation is not None and not isinstance(validation, RatingData):
             raise TypeError(f"validation must be a RatingData or None, got "
                             f"{type(validation).__name__}")
+        # A drawn seed is below 2**31, so its members' seeds stay valid.
         self.seed_ = int(self.seed if self.seed is not None else secrets.randbits(31))
+        self.members_ = None
+        if self.ensemble > 1:
+            return self._fit_ensemble(train, validation)
         init_key, fit_key = jax.random.split(jax.random.key(self.seed_))
         self.refit_result_: FitResult | None = None
         try:
@@ -120,6 +140,21 @@ class TwoTowerRegressor:
             else:
                 self.model_, self.result_ = err.result.model, err.result
             raise
+        return self
+
+    def _fit_ensemble(self, train: RatingData, validation: RatingData | None):
+        # Each member is the one-model fit of its seed, so a member can be reproduced
+        # (and checked) alone; they run one after another, each on the one engine.
+        members = [TwoTowerRegressor(self.model, self.train,
+                                     validation_fraction=self.validation_fraction,
+                                     refit=self.refit, seed=self.seed_ + k,
+                                     progress=self.progress)
+                   for k in range(self.ensemble)]
+        for member in members:
+            member.fit(train, validation)
+        self.members_ = members
+        self.model_ = mean_model([m.model_ for m in members])
+        self.result_, self.refit_result_ = members[0].result_, members[0].refit_result_
         return self
 
     def _check_fitted(self) -> TwoTower:
@@ -163,4 +198,6 @@ class TwoTowerRegressor:
         return embed_items(model, check_covariates(model, features, "item", name="features"), ids)
 
     def __repr__(self) -> str:
-        return f"TwoTowerRegressor(model={self.model}, train={self.train}, seed={self.seed})"
+        more = f", ensemble={self.ensemble}" if self.ensemble > 1 else ""
+        return (f"TwoTowerRegressor(model={self.model}, train={self.train}, seed={self.seed}"
+                f"{more})")

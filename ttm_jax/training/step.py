@@ -32,6 +32,7 @@ from ttm_jax.optim.optimizer import Hyperparams, make_optimizer, with_hyperparam
 __all__ = [
     "Batch",
     "Cadence",
+    "Missing",
     "Tables",
     "TrainState",
     "cadence",
@@ -56,12 +57,24 @@ class Tables(NamedTuple):
     item_x: jax.Array
 
 
+class Missing(NamedTuple):
+    """Pairs drawn uniformly from all ``n_users × n_items`` for the missing-rating term
+    (``TrainConfig.missing_weight``): ``user_ids [M]``, ``item_ids [M]`` (int32), and
+    ``weight``, the float32 scalar ``w_m · n_users · n_items / |Ω|`` that makes their mean
+    squared error an unbiased estimate of the term's share of the loss."""
+
+    user_ids: jax.Array
+    item_ids: jax.Array
+    weight: jax.Array
+
+
 class Batch(NamedTuple):
     """Aligned ratings: ``user_ids [B]``, ``item_ids [B]`` (int32), ``ratings [B]`` (float32).
 
     ``user_dropped``, ``item_dropped``: ``[B]`` bool or ``None``: id dropout,
     True where the rating's user (item) is scored through the unknown row of
     its tower's id table instead of its own (its covariates are still read).
+    ``missing``: the step's :class:`Missing` pairs, or ``None`` (no missing-rating term).
     """
 
     user_ids: jax.Array
@@ -69,6 +82,7 @@ class Batch(NamedTuple):
     ratings: jax.Array
     user_dropped: jax.Array | None = None
     item_dropped: jax.Array | None = None
+    missing: Missing | None = None
 
 
 class TrainState(NamedTuple):
@@ -284,17 +298,40 @@ def _reading_active_rows(rest, active: ActiveRows):
     return jax.tree_util.tree_map_with_path(identity, rest)
 
 
+def _scored(batch: Batch, missing_rating: float) -> Batch:
+    """The pairs a step scores: the batch's ratings, then its missing pairs (if any) as
+    ratings ``missing_rating`` whose ids are never dropped."""
+    m = batch.missing
+    if m is None:
+        return batch
+    size = m.user_ids.shape[0]
+
+    def cat(observed, extra):
+        return None if observed is None else jnp.concatenate([observed, extra])
+
+    kept = jnp.zeros((size,), bool)
+    return Batch(cat(batch.user_ids, m.user_ids), cat(batch.item_ids, m.item_ids),
+                 cat(batch.ratings, jnp.full((size,), missing_rating, jnp.float32)),
+                 cat(batch.user_dropped, kept), cat(batch.item_dropped, kept))
+
+
 def _loss_fn(graphdef, config: TrainConfig, mode: str):
     # AdamW and the proximal L1 step apply λ outside the gradient.
     in_loss = config.penalty != "none" and config.optimizer != "adamw" and not config.proximal
 
     def loss(params, rest, lam, lam_id, tables: Tables, batch: Batch, table_rows=None):
         model = nnx.merge(graphdef, params, rest)
-        mse = squared_error(_predict(model, tables, batch, mode, table_rows), batch.ratings)
+        joint = _scored(batch, config.missing_rating)
+        pred = _predict(model, tables, joint, mode, table_rows)
+        n = batch.ratings.shape[0]
+        mse = squared_error(pred[:n], batch.ratings)
+        total = mse
+        if batch.missing is not None:
+            total = total + batch.missing.weight * squared_error(pred[n:], joint.ratings[n:])
         if not in_loss:
-            return mse, mse
+            return total, mse
         weights, ids = split_penalty(params, config.penalty)
-        return mse + lam * weights + lam_id * ids, mse
+        return total + lam * weights + lam_id * ids, mse
 
     return loss
 
@@ -321,7 +358,7 @@ def _step_body(graphdef, config: TrainConfig, mode: str, steps_per_epoch: int):
         # to the rows this minibatch reads (their moments cut alike), then written back:
         # O(B p_1) work in the tables, whatever their size. The penalty in the loss sees
         # the cut tables, so it reaches a row when the row is read.
-        active = _active_rows(graphdef, state, batch)
+        active = _active_rows(graphdef, state, _scored(batch, config.missing_rating))
         params = _gather_rows(state.params, active)
         rest = _reading_active_rows(state.rest, active)
         opt_part = _gather_rows(state.opt_state, active)
@@ -387,6 +424,9 @@ def make_train_chunk(graphdef, config: TrainConfig, mode: str, steps_per_epoch: 
 
     def one(state: TrainState, tables: Tables, train: Batch, key_data):
         n = train.ratings.shape[0]
+        n_users, n_items = tables.user_x.shape[0], tables.item_x.shape[0]
+        # w_m Σ over all n_users n_items pairs, per observed rating, from a uniform sample.
+        missing_weight = jnp.float32(config.missing_weight * n_users * n_items / n)
         key = jax.random.wrap_key_data(key_data, impl=key_impl)
 
         def body(state, t):
@@ -397,9 +437,21 @@ def make_train_chunk(graphdef, config: TrainConfig, mode: str, steps_per_epoch: 
             dropped = [None if p == 0 else
                        jax.random.bernoulli(jax.random.fold_in(draw, side), p, (batch_size,))
                        for side, p in ((1, config.user_id_dropout), (2, config.item_id_dropout))]
+            missing = None
+            if config.missing_weight > 0:
+                # Its own streams again: the observed minibatches stay those of a run without it.
+                missing = Missing(
+                    jax.random.randint(jax.random.fold_in(draw, 3), (batch_size,), 0, n_users),
+                    jax.random.randint(jax.random.fold_in(draw, 4), (batch_size,), 0, n_items),
+                    missing_weight)
             if sharded is not None:
                 idx, dropped = jax.lax.with_sharding_constraint((idx, dropped), sharded)
-            batch = Batch(train.user_ids[idx], train.item_ids[idx], train.ratings[idx], *dropped)
+                if missing is not None:
+                    missing = missing._replace(**dict(zip(
+                        ("user_ids", "item_ids"), jax.lax.with_sharding_constraint(
+                            (missing.user_ids, missing.item_ids), sharded))))
+            batch = Batch(train.user_ids[idx], train.item_ids[idx], train.ratings[idx], *dropped,
+                          missing)
             return step(state, tables, batch)
 
         return jax.lax.scan(body, state, jnp.arange(n_steps, dtype=jnp.int32))
