@@ -89,7 +89,9 @@ def test_an_ensemble_regressor_is_the_mean_of_its_seeds_fits_and_serves_top_k(tm
     masked[data.user_ids, data.item_ids] = -np.inf
     for row, user in enumerate([0, 5]):
         assert set(recs.item_ids[row]) == set(np.argsort(-masked[user])[:3])
-    config = model.replace(embedding_dim=12)
+    # Saved under the members' configuration with every width times K.
+    config = model.replace(hidden=tuple(3 * h for h in model.hidden),
+                           embedding_dim=3 * model.embedding_dim)
     ttm.save_model(tmp_path / "ens", ens.model_, config)
     loaded = ttm.load_model(tmp_path / "ens").model
     np.testing.assert_allclose(scores(loaded, data, data.user_ids, data.item_ids),
@@ -102,3 +104,17 @@ def test_a_bad_ensemble_size_is_refused_by_name(bad):
         TwoTowerRegressor(ensemble=bad)
     with pytest.raises(InvalidArgument, match="ensemble"):
         TwoTowerRegressor(seed=2**32 - 2, ensemble=3)
+
+
+def test_a_deep_mean_model_saves_under_the_widened_configuration(tmp_path):
+    data = small_data()
+    config = ModelConfig(hidden=(6, 5), embedding_dim=3, user_ids=True)
+    members = [ttm.init_model(config, data, key=jax.random.key(j)) for j in range(2)]
+    merged = mean_model(members)
+    wide = config.replace(hidden=(12, 10), embedding_dim=6)
+    ttm.save_model(tmp_path / "mean", merged, wide)
+    loaded = ttm.load_model(tmp_path / "mean").model
+    np.testing.assert_allclose(scores(loaded, data, data.user_ids, data.item_ids),
+                               scores(merged, data, data.user_ids, data.item_ids), rtol=1e-6)
+    with pytest.raises(Exception, match="ModelConfig"):
+        ttm.save_model(tmp_path / "wrong", merged, config)

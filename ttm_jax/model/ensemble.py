@@ -84,7 +84,10 @@ def mean_model(models: Sequence[TwoTower]) -> TwoTower:
         member and what differs otherwise). Not modified.
 
     Returns:
-      A new :class:`TwoTower`.
+      A new :class:`TwoTower`. Its :class:`~ttm_jax.ModelConfig`, for
+      :func:`~ttm_jax.save_model`, is the members' with every width times ``K``:
+      ``config.replace(hidden=tuple(K * h for h in config.hidden),
+      embedding_dim=K * config.embedding_dim)``.
 
     Example:
       >>> members = [TwoTowerRegressor(*presets.movielens_100k(), seed=s).fit(train).model_
