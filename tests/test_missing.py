@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 import ttm_jax as ttm
 from ttm_jax import ModelConfig, RatingData, TrainConfig
 from ttm_jax.checks import InvalidArgument
-from ttm_jax.training import init_train_state, make_train_step
+from ttm_jax.training import init_train_state, make_train_chunk, make_train_step
 from ttm_jax.training.step import Batch, Missing, Tables
 
 HYBRID = ModelConfig(hidden=(5,), embedding_dim=3, user_ids=True, item_ids=True)
@@ -124,3 +124,20 @@ def test_a_negative_missing_weight_is_refused(weight):
     with pytest.raises(InvalidArgument, match="missing_weight"):
         TrainConfig(missing_weight=weight)
 
+
+
+def test_a_chunk_with_the_term_compiles_once():
+    # The drawn pairs and their weight are built inside the scan from static shapes, so
+    # chunk after chunk (and another data set of the same shapes) reuses one compilation.
+    data = small_data()
+    model = ttm.init_model(HYBRID, data, key=jax.random.key(0))
+    config = TrainConfig(optimizer="adam", batch_size=32, missing_weight=0.2, missing_rating=1.0)
+    graphdef, state = init_train_state(model, config, 5)
+    chunk = make_train_chunk(graphdef, config, "entity", 5, 10)
+    tables = Tables(jnp.asarray(data.user_features), jnp.asarray(data.item_features))
+    train = Batch(jnp.asarray(data.user_ids), jnp.asarray(data.item_ids),
+                  jnp.asarray(data.ratings))
+    states = jax.tree_util.tree_map(lambda x: x[None], state)
+    for k in range(3):
+        states, mse = chunk(states, tables, train, jax.random.key_data(jax.random.key(k))[None])
+    assert chunk._cache_size() == 1 and np.isfinite(np.asarray(mse)).all()
