@@ -49,7 +49,7 @@ from pathlib import Path
 
 import numpy as np
 from common import ResultCache, machine, mean_se
-from tune_movielens import fit_top_k, split_of, tune_split
+from tune_movielens import RANK_K, RELEVANT, split_of, top_k_regressor, tune_split
 
 import ttm_jax
 from ttm_jax import ModelConfig, RatingData, TrainConfig, TwoTowerRegressor, evaluate
@@ -93,8 +93,6 @@ TUNED = {"ttm_ensemble": "ttm", "ttm_tuned": "ttm", "svd_tuned": "svd", "svdpp_t
 CV_ONLY = ("ttm_mnar",)
 # The methods ranked in the top-k study (on the CV folds), besides the popularity baseline.
 RANKED = ("ttm_mnar", "ttm_ensemble", "ttm_tuned", "ttm_hybrid", "svd", "svd_tuned")
-RANK_K = 10
-RELEVANT = 4.0  # a held-out item is relevant when rated at least this
 
 # The covariate-only model keeps the settings (and the optimiser) RESULTS.md §5 measured it
 # with: Adam, batch 4096, a constant step, the early-stopped model.
@@ -133,7 +131,7 @@ def _fit_ttm(method, train, test, seed, tuned=None):
                                 refit="none", progress=False)
     elif method == "ttm_mnar":
         # The top-k preset as its docstring says to fit it: all epochs, no hold-out.
-        reg = fit_top_k(_settings(method, tuned)["train"], train, seed)
+        reg = top_k_regressor(_settings(method, tuned)["train"], seed)
     else:
         # Exactly what a user of the preset runs (with the split's tuned penalties in
         # ttm_tuned): the regressor's own hold-out and refit.
@@ -141,8 +139,7 @@ def _fit_ttm(method, train, test, seed, tuned=None):
         reg = TwoTowerRegressor(settings["model"], settings["train"], seed=seed,
                                 progress=False,
                                 ensemble=ENSEMBLE if method == "ttm_ensemble" else 1)
-    if method != "ttm_mnar":
-        reg.fit(train if method != "ttm_ids" else _without_user_covariates(train))
+    reg.fit(train if method != "ttm_ids" else _without_user_covariates(train))
     pred = reg.predict(test if method != "ttm_ids" else _without_user_covariates(test))
     info = dict(epochs=reg.result_.epochs_run, best_epoch=reg.result_.best_epoch,
                 stop=str(reg.result_.stop_reason))
@@ -270,9 +267,10 @@ def main(argv=None):
                                  tuned.get(m)))
         popularity.append(_popularity(train, test))
 
+    command = (f"python benchmarks/movielens.py --data {args.data} --seeds {args.seeds} "
+               f"--folds {args.folds}")
     lines = [
-        f"Command: `python benchmarks/movielens.py --data {args.data} --seeds {args.seeds} "
-        f"--folds {args.folds}`",
+        f"Command: `{command}`",
         "",
         f"### Cold-start study: RMSE, mean (s.e.) over {args.seeds} seeds",
         "",
@@ -349,7 +347,6 @@ def main(argv=None):
               "(cached entries cost nothing)."]
     text = "\n".join(lines) + "\n"
     Path(args.out).write_text(text)
-    command = lines[0].removeprefix("Command: `").removesuffix("`")
     report = dict(
         meta=dict(command=command, date=datetime.date.today().isoformat(), machine=machine()),
         cold={m: {k: [r[k] for r in table[m]] for k in ("overall", "warm", "cold_user")}

@@ -67,6 +67,7 @@ MNAR_GRID = [{"missing_weight": [0.03, 0.1, 0.3], "missing_rating": [0.0, 1.0, 2
              {"max_epochs": [50, 100, 200]}]
 MNAR_LIMITS = {"missing_weight": (0.0, 100.0), "missing_rating": (-5.0, 5.0),
                "max_epochs": (1, 3200)}
+#: The ranking study's list length and relevance threshold (benchmarks/movielens.py's too).
 RANK_K = 10
 RELEVANT = 4.0  # a held-out item is relevant when rated at least this
 
@@ -97,13 +98,13 @@ def inner_split(train: RatingData, study: str, index: int):
     return inner.train, inner.test
 
 
-def fit_top_k(train_config, data: RatingData, seed: int) -> TwoTowerRegressor:
+def top_k_regressor(train_config, seed: int) -> TwoTowerRegressor:
     """The top-k model as the benchmark and its tuning fit it, as
     :func:`ttm_jax.presets.movielens_100k_top_k` says to: every one of ``train_config``'s
-    epochs on all of ``data`` (no hold-out, no early stopping)."""
+    epochs on all the data it is fitted on (no hold-out, no early stopping)."""
     model_config, _ = movielens_100k_top_k()
     return TwoTowerRegressor(model_config, train_config, validation_fraction=0.0, seed=seed,
-                             progress=False).fit(data)
+                             progress=False)
 
 
 def tune_split(train: RatingData, study: str, index: int, cache: ResultCache,
@@ -138,7 +139,7 @@ def tune_split(train: RatingData, study: str, index: int, cache: ResultCache,
             t0 = time.perf_counter()
             if method == "ttm_mnar":
                 def ndcg(point):
-                    reg = fit_top_k(top_k.replace(**point), inner_train, index)
+                    reg = top_k_regressor(top_k.replace(**point), index).fit(inner_train)
                     return evaluate_ranking(reg.model_, inner_val, inner_train, k=RANK_K,
                                             threshold=RELEVANT).ndcg
 

@@ -437,19 +437,16 @@ def make_train_chunk(graphdef, config: TrainConfig, mode: str, steps_per_epoch: 
             dropped = [None if p == 0 else
                        jax.random.bernoulli(jax.random.fold_in(draw, side), p, (batch_size,))
                        for side, p in ((1, config.user_id_dropout), (2, config.item_id_dropout))]
-            missing = None
+            pairs = None
             if config.missing_weight > 0:
                 # Its own streams again: the observed minibatches stay those of a run without it.
-                missing = Missing(
+                pairs = (
                     jax.random.randint(jax.random.fold_in(draw, 3), (batch_size,), 0, n_users),
-                    jax.random.randint(jax.random.fold_in(draw, 4), (batch_size,), 0, n_items),
-                    missing_weight)
+                    jax.random.randint(jax.random.fold_in(draw, 4), (batch_size,), 0, n_items))
             if sharded is not None:
-                idx, dropped = jax.lax.with_sharding_constraint((idx, dropped), sharded)
-                if missing is not None:
-                    missing = missing._replace(**dict(zip(
-                        ("user_ids", "item_ids"), jax.lax.with_sharding_constraint(
-                            (missing.user_ids, missing.item_ids), sharded))))
+                idx, dropped, pairs = jax.lax.with_sharding_constraint((idx, dropped, pairs),
+                                                                       sharded)
+            missing = None if pairs is None else Missing(*pairs, missing_weight)
             batch = Batch(train.user_ids[idx], train.item_ids[idx], train.ratings[idx], *dropped,
                           missing)
             return step(state, tables, batch)
