@@ -162,6 +162,43 @@ def test_the_hybrid_model_from_the_command_line(walkthrough, tmp_path):
     assert code != 0 and "--missing-weight" in err and not (tmp_path / "bad").exists()
 
 
+def test_fit_ensemble_saves_the_mean_of_its_seeds_fits(walkthrough, tmp_path):
+    folder, _ = walkthrough
+    files = ["--ratings", str(folder / "ratings.csv"), "--user-features",
+             str(folder / "users.csv"), "--item-features", str(folder / "items.parquet"),
+             "--hidden", "8", "--embedding-dim", "4", "--epochs", "6", "--no-progress"]
+    code, out, err = run_cli("fit", *files, "--model", str(tmp_path / "mean"), "--seed", "4",
+                             "--ensemble", "3", "--checkpoint-dir", str(tmp_path / "ckpt"))
+    assert code == 0, err
+    assert "saved the mean of 3 fits (seeds 4 .. 6" in out
+    assert sorted(p.name for p in (tmp_path / "ckpt").iterdir()) == [
+        "member-0", "member-1", "member-2"]
+    alone = []
+    for seed in (4, 5, 6):
+        code, _, err = run_cli("fit", *files, "--model", str(tmp_path / f"m{seed}"),
+                               "--seed", str(seed))
+        assert code == 0, err
+        alone.append(load_model(tmp_path / f"m{seed}").model)
+    mean = load_model(tmp_path / "mean")
+    assert mean.config.hidden == (24,) and mean.config.embedding_dim == 12
+    assert mean.metadata["user_metadata"]["fit"]["ensemble"] == 3
+    rng = np.random.default_rng(0)
+    x_u, x_i = rng.normal(size=(5, 6)).astype(np.float32), rng.normal(size=(5, 6)).astype(
+        np.float32)
+    expected = np.mean([np.asarray(m(x_u, x_i)) for m in alone], axis=0)
+    np.testing.assert_allclose(np.asarray(mean.model(x_u, x_i)), expected, rtol=1e-5, atol=1e-5)
+    # A checkpoint folder holding anything else, or a bad K, is refused before any work.
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "notes.txt").write_text("mine")
+    code, _, err = run_cli("fit", *files, "--model", str(tmp_path / "bad"), "--ensemble", "2",
+                           "--checkpoint-dir", str(tmp_path / "other"))
+    assert code != 0 and "notes.txt" in err and not (tmp_path / "bad").exists()
+    assert (tmp_path / "other" / "notes.txt").read_text() == "mine"
+    for bad in ("0", "2000"):
+        code, _, err = run_cli("fit", *files, "--model", str(tmp_path / "bad"), "--ensemble", bad)
+        assert code != 0 and "--ensemble" in err and not (tmp_path / "bad").exists()
+
+
 def test_every_command_has_help():
     for command in ("fit", "evaluate", "recommend", "embeddings"):
         with pytest.raises(SystemExit) as info:

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 import ttm_jax as ttm
 from ttm_jax import ModelConfig, RatingData, TrainConfig, TwoTowerRegressor
 from ttm_jax.checks import InvalidArgument
-from ttm_jax.model import mean_model
+from ttm_jax.model import mean_model, mean_model_config
 
 
 def small_data(seed=0, n_users=40, n_items=30, density=0.3):
@@ -90,9 +90,7 @@ def test_an_ensemble_regressor_is_the_mean_of_its_seeds_fits_and_serves_top_k(tm
     for row, user in enumerate([0, 5]):
         assert set(recs.item_ids[row]) == set(np.argsort(-masked[user])[:3])
     # Saved under the members' configuration with every width times K.
-    config = model.replace(hidden=tuple(3 * h for h in model.hidden),
-                           embedding_dim=3 * model.embedding_dim)
-    ttm.save_model(tmp_path / "ens", ens.model_, config)
+    ttm.save_model(tmp_path / "ens", ens.model_, mean_model_config(model, 3))
     loaded = ttm.load_model(tmp_path / "ens").model
     np.testing.assert_allclose(scores(loaded, data, data.user_ids, data.item_ids),
                                ens.predict(data), rtol=1e-6)
@@ -111,7 +109,8 @@ def test_a_deep_mean_model_saves_under_the_widened_configuration(tmp_path):
     config = ModelConfig(hidden=(6, 5), embedding_dim=3, user_ids=True)
     members = [ttm.init_model(config, data, key=jax.random.key(j)) for j in range(2)]
     merged = mean_model(members)
-    wide = config.replace(hidden=(12, 10), embedding_dim=6)
+    wide = mean_model_config(config, 2)
+    assert (wide.hidden, wide.embedding_dim, wide.user_ids) == ((12, 10), 6, True)
     ttm.save_model(tmp_path / "mean", merged, wide)
     loaded = ttm.load_model(tmp_path / "mean").model
     np.testing.assert_allclose(scores(loaded, data, data.user_ids, data.item_ids),

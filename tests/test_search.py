@@ -122,6 +122,17 @@ def test_a_competitor_is_tuned_by_exactly_one_of_cv_and_a_hold_out(kwargs):
         tune_baseline("knn", data, {"k": [2, 4]}, seed=0, **kwargs)
 
 
+def test_a_competitor_parameter_without_natural_limits_is_refused_before_any_fit(monkeypatch):
+    pytest.importorskip("surprise")
+    from ttm_jax import baselines, make_synthetic
+
+    data, _ = make_synthetic(20, 20, 200, seed=0)
+    monkeypatch.setattr(baselines, "fit_predict_baseline",
+                        lambda *a, **k: pytest.fail("a candidate was fitted"))
+    with pytest.raises(ValueError, match=r"\['sim_options'\] can be searched only"):
+        baselines.tune_baseline("knn", data, {"sim_options": [1, 2]}, validation=data, seed=0)
+
+
 def test_one_parameter_per_stage_started_at_the_optimum_costs_its_neighbours_and_itself():
     def bowl(p):
         return sum((math.log2(p[k]) - math.log2(v)) ** 2

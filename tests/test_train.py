@@ -25,7 +25,7 @@ from ttm_jax import (
     predict_pairs,
     random_split,
 )
-from ttm_jax.optim import Hyperparams, make_schedule
+from ttm_jax.optim import Hyperparams, make_optimizer, make_schedule, with_hyperparams
 from ttm_jax.training import (
     device_arrays,
     init_train_state,
@@ -92,14 +92,24 @@ def test_the_jitted_step_compiles_once(small_split):
     assert make_train_step(graphdef, config, "entity", 1) is step
 
 
-def test_states_laid_out_together_are_each_models_states_stacked(small_split):
+def test_states_laid_out_together_are_each_models_params_and_fresh_optimiser_state(small_split):
     config = TrainConfig(optimizer="muon")
     models = [init_model(SMALL, small_split.train, key=jax.random.key(k)) for k in range(3)]
     hyper = [None, Hyperparams(jnp.float32(1e-2), jnp.float32(0.5)), None]
     _, together = init_train_states(models, config, 7, hyper)
-    one_by_one = [init_train_state(m, config, 7, h)[1] for m, h in zip(models, hyper)]
-    expected = jax.tree_util.tree_map(lambda *xs: np.stack(xs), *one_by_one)
-    jax.tree_util.tree_map(np.testing.assert_array_equal, together, expected)
+    tx = make_optimizer(config, 7)
+    for k, (model, h) in enumerate(zip(models, hyper)):
+        member = jax.tree_util.tree_map(lambda x, k=k: x[k], together)
+        _, params, rest = nnx.split(model, nnx.Param, ...)
+        with jax.numpy_dtype_promotion("standard"):
+            fresh = with_hyperparams(tx.init(params), (h or Hyperparams.of(config)).resolve(config))
+        jax.tree_util.tree_map(np.testing.assert_array_equal, member.params, params)
+        jax.tree_util.tree_map(np.testing.assert_array_equal, member.rest, rest)
+        jax.tree_util.tree_map(np.testing.assert_array_equal, member.opt_state, fresh)
+        assert int(member.step) == 0
+    _, alone = init_train_state(models[1], config, 7, hyper[1])
+    jax.tree_util.tree_map(np.testing.assert_array_equal, alone,
+                           jax.tree_util.tree_map(lambda x: x[1], together))
 
 
 def test_a_chunk_reuses_the_states_it_is_given_and_fit_leaves_the_model_alone(small_split):

@@ -177,7 +177,40 @@ def _fit_configs(args):
     checks.fraction("--validation-fraction", args.validation_fraction)
     checks.integer("--seed", args.seed, low=0, high=checks.SEED_MAX)
     checks.integer("--checkpoint-every", args.checkpoint_every, low=1)
+    checks.integer("--ensemble", args.ensemble, low=1, high=1024)
+    if args.seed + args.ensemble - 1 > checks.SEED_MAX:
+        raise checks.InvalidArgument(
+            f"--seed {args.seed} with --ensemble {args.ensemble}: the members' seeds "
+            f"{args.seed} .. {args.seed + args.ensemble - 1} must stay at most "
+            f"{checks.SEED_MAX}; use a smaller --seed")
     return model_config, train_config
+
+
+#: The subfolder of ``--checkpoint-dir`` that holds member ``k``'s checkpoints with ``--ensemble``.
+_MEMBER_DIR = "member-{k}"
+
+
+def _checkpoint_dirs(args) -> list[str | None]:
+    """Each member's checkpoint folder: ``--checkpoint-dir`` itself for one fit, its
+    ``member-k/`` subfolders for ``--ensemble K``, refused if it holds anything else."""
+    from ttm_jax.io import OutputPathError
+
+    if args.checkpoint_dir is None:
+        return [None] * args.ensemble
+    if args.ensemble == 1:
+        return [args.checkpoint_dir]
+    root = Path(args.checkpoint_dir)
+    names = [_MEMBER_DIR.format(k=k) for k in range(args.ensemble)]
+    if root.exists():
+        if not root.is_dir():
+            raise OutputPathError(f"--checkpoint-dir {root} is a file; choose a folder")
+        foreign = sorted(p.name for p in root.iterdir() if p.name not in names)
+        if foreign:
+            raise OutputPathError(
+                f"--checkpoint-dir {root} holds {', '.join(foreign[:3])}, which fit --ensemble "
+                f"{args.ensemble} did not write (it keeps member-0/ .. member-"
+                f"{args.ensemble - 1}/ there); choose a new or empty folder")
+    return [str(root / name) for name in names]
 
 
 def _check_fit_outputs(args) -> None:
@@ -194,10 +227,11 @@ def _check_fit_outputs(args) -> None:
     if model == ckpt or ckpt in model.parents or model in ckpt.parents:
         raise OutputPathError(f"--model {args.model} and --checkpoint-dir {args.checkpoint_dir} "
                               "overlap; give them separate folders")
-    if args.validation_fraction > 0:
-        check_checkpoint_dir(args.checkpoint_dir)
-    else:
-        check_writable(args.checkpoint_dir, TRAINING_FORMAT)
+    for folder in _checkpoint_dirs(args):
+        if args.validation_fraction > 0:
+            check_checkpoint_dir(folder)
+        else:
+            check_writable(folder, TRAINING_FORMAT)
 
 
 def _read_fit_data(args):
@@ -221,25 +255,37 @@ def _read_fit_data(args):
 
 
 def _train(args, model_config, train_config, data):
-    """``(selection result, model to save, refit epochs or None)``."""
+    """``(selection result, model to save, refit epochs or None)``; with ``--ensemble K``,
+    member 0's result and epochs and the mean of the ``K`` fits (seeds ``seed + k``), each
+    fitted exactly as one fit of its seed (as ``TwoTowerRegressor(ensemble=K)`` does)."""
+    from ttm_jax.model.ensemble import mean_model
+
+    fits = [_train_one(args, model_config, train_config, data, args.seed + k, folder)
+            for k, folder in enumerate(_checkpoint_dirs(args))]
+    if len(fits) == 1:
+        return fits[0]
+    return fits[0][0], mean_model([model for _, model, _ in fits]), fits[0][2]
+
+
+def _train_one(args, model_config, train_config, data, seed: int, checkpoint_dir):
     import jax
 
     from ttm_jax.model.init import init_model
     from ttm_jax.protocols import holdout_then_refit
     from ttm_jax.training.fit import fit
 
-    init_key, fit_key = jax.random.split(jax.random.key(args.seed))
+    init_key, fit_key = jax.random.split(jax.random.key(seed))
     progress = False if args.no_progress else None
     if args.validation_fraction > 0:
         out = holdout_then_refit(
             model_config, data, train_config, validation_fraction=args.validation_fraction,
-            refit=args.refit, split_seed=args.seed, init_key=init_key,
-            key=fit_key, progress=progress, checkpoint_dir=args.checkpoint_dir,
+            refit=args.refit, split_seed=seed, init_key=init_key,
+            key=fit_key, progress=progress, checkpoint_dir=checkpoint_dir,
             checkpoint_every=args.checkpoint_every)
         return out.selection, out.model, None if out.refit is None else out.epochs
     model = init_model(model_config, data, key=init_key)
     result = fit(model, data, None, train_config, key=fit_key, progress=progress,
-                 checkpoint_dir=args.checkpoint_dir, checkpoint_every=args.checkpoint_every)
+                 checkpoint_dir=checkpoint_dir, checkpoint_every=args.checkpoint_every)
     return result, result.model, None
 
 
@@ -266,6 +312,7 @@ def _diverged(err, ratings) -> str:
 
 def _cmd_fit(args) -> int:
     from ttm_jax.io.saved_model import FeatureSchema, save_model
+    from ttm_jax.model.ensemble import mean_model_config
     from ttm_jax.training.results import TrainingDivergedError
 
     # Options, output locations and files are all checked before training, and
@@ -292,9 +339,10 @@ def _cmd_fit(args) -> int:
         "best_val_rmse": None if np.isnan(result.best_val_rmse) else result.best_val_rmse,
         "stop_reason": str(result.stop_reason), "seconds": round(result.seconds, 3),
         "seed": args.seed, "n_ratings": data.n_ratings, "refit_epochs": refit_epochs,
+        "ensemble": args.ensemble,
     }
     path = save_model(
-        args.model, model_out, model_config, schema=schema,
+        args.model, model_out, mean_model_config(model_config, args.ensemble), schema=schema,
         arrays={
             "user_ids": users.ids, "item_ids": items.ids,
             "user_features": users.features, "item_features": items.features,
@@ -317,6 +365,9 @@ def _cmd_fit(args) -> int:
           + (f", validation RMSE {val:.4f}" if val is not None else ""))
     if refit_epochs is not None:
         print(f"refitted on all {data.n_ratings} ratings for {refit_epochs} epochs ({args.refit})")
+    if args.ensemble > 1:
+        print(f"saved the mean of {args.ensemble} fits (seeds {args.seed} .. "
+              f"{args.seed + args.ensemble - 1}; the lines above are the first's)")
     print(f"model saved to {path}")
     return 0
 
@@ -678,6 +729,10 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--max-seconds", type=float, default=None,
                      help="wall-clock budget of each fit, in seconds (default: no limit)")
     fit.add_argument("--seed", type=int, default=0, help="seed (default: 0)")
+    fit.add_argument("--ensemble", type=int, default=1,
+                     help="K: fit K models with seeds seed .. seed+K-1 and save their mean, one "
+                          "two-tower model K times as wide (K times the cost, a lower RMSE; "
+                          "default: 1)")
     fit.add_argument("--checkpoint-dir", default=None,
                      help="checkpoint training here and resume from it if present "
                           "(default: no checkpoints)")

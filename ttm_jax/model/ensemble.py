@@ -18,9 +18,11 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from ttm_jax import checks
+from ttm_jax.config import ModelConfig
 from ttm_jax.model.towers import Tower, TwoTower
 
-__all__ = ["mean_model"]
+__all__ = ["mean_model", "mean_model_config"]
 
 
 def _block_diagonal(blocks: Sequence[jnp.ndarray]) -> jnp.ndarray:
@@ -85,9 +87,7 @@ def mean_model(models: Sequence[TwoTower]) -> TwoTower:
 
     Returns:
       A new :class:`TwoTower`. Its :class:`~ttm_jax.ModelConfig`, for
-      :func:`~ttm_jax.save_model`, is the members' with every width times ``K``:
-      ``config.replace(hidden=tuple(K * h for h in config.hidden),
-      embedding_dim=K * config.embedding_dim)``.
+      :func:`~ttm_jax.save_model`, is :func:`mean_model_config` of the members'.
 
     Example:
       >>> members = [TwoTowerRegressor(*presets.movielens_100k(), seed=s).fit(train).model_
@@ -118,3 +118,18 @@ def mean_model(models: Sequence[TwoTower]) -> TwoTower:
     _merge_tower([m.item_tower for m in models], merged.item_tower)
     merged.offset[...] = jnp.mean(jnp.stack([m.offset[...] for m in models]))
     return merged
+
+
+def mean_model_config(config: ModelConfig, k: int) -> ModelConfig:
+    """The :class:`~ttm_jax.ModelConfig` of :func:`mean_model` of ``k`` models built with
+    ``config``: every hidden width and the embedding width ``p`` times ``k``.
+
+    Example:
+      >>> mean_model_config(ModelConfig(hidden=(200, 200), embedding_dim=30), 5).hidden
+      (1000, 1000)
+    """
+    if not isinstance(config, ModelConfig):
+        raise TypeError(f"config must be a ModelConfig, got {type(config).__name__}")
+    k = checks.integer("k", k, low=1)
+    return config.replace(hidden=tuple(k * h for h in config.hidden),
+                          embedding_dim=k * config.embedding_dim)

@@ -150,17 +150,15 @@ def device_arrays(data: RatingData) -> tuple[Tables, Batch]:
 
 def init_train_state(model: TwoTower, config: TrainConfig, steps_per_epoch: int,
                      hyperparams: Hyperparams | None = None):
-    """``(graphdef, TrainState)`` at step 0: ``model`` split by ``nnx.split`` into its
-    ``nnx.Param`` state and the rest, with fresh optimiser state for ``config``
-    holding ``hyperparams`` (default: the configuration's own)."""
-    graphdef, params, rest = nnx.split(model, nnx.Param, ...)
-    tx = make_optimizer(config, steps_per_epoch)
-    # optax's init mixes int and float scalars, which strict promotion refuses.
-    with jax.numpy_dtype_promotion("standard"):
-        opt_state = tx.init(params)
-    if hyperparams is not None:
-        opt_state = with_hyperparams(opt_state, hyperparams.resolve(config))
-    return graphdef, TrainState(params, rest, opt_state, jnp.zeros((), jnp.int32))
+    """``(graphdef, TrainState)`` of one model at step 0: ``model`` split by ``nnx.split``
+    into its ``nnx.Param`` state and the rest, with fresh optimiser state for ``config``
+    holding ``hyperparams`` (default: the configuration's own), as
+    :func:`make_train_step` takes it.
+
+    Member 0 of :func:`init_train_states` of ``[model]``: one way to build a state.
+    """
+    graphdef, states = init_train_states([model], config, steps_per_epoch, [hyperparams])
+    return graphdef, jax.tree_util.tree_map(lambda x: x[0], states)
 
 
 def init_train_states(models, config: TrainConfig, steps_per_epoch: int,
