@@ -11,6 +11,7 @@ number, or an edit that changes one by hand, fails here until both agree.
 from __future__ import annotations
 
 import json
+import math
 import re
 import sys
 from collections import defaultdict
@@ -97,6 +98,22 @@ def test_the_ten_replication_run_is_quoted_as_it_came_out():
     assert _interval(d2["fits"]["plain"]) in _readme_bullet("Convergence rate")
     minutes, seconds = divmod(round(SWEEP_10["wall_seconds"]), 60)
     assert f"{minutes} min {seconds:02d} s" in section
+
+
+@pytest.mark.parametrize("check", ["rate_sweep_width_check.json", "rate_sweep_batch_check.json"])
+def test_the_width_and_batch_checks_are_quoted_as_they_came_out(check):
+    wide = json.loads((RESULTS / check).read_text())
+    base = json.loads((RESULTS / "rate_sweep_reps10.json").read_text())
+    (config,) = wide["results"]
+    (reference,) = [r for r in base["results"] if r["label"] == config["label"]]
+    by_n = {p["n_obs"]: p for p in reference["points"]}
+    text = " ".join(_section(RESULTS_MD, "## 3.").split())
+    for point in config["points"]:
+        ratios = [w["excess_risk"] / b["excess_risk"]
+                  for w, b in zip(point["reps"], by_n[point["n_obs"]]["reps"])]
+        geo = math.exp(sum(map(math.log, ratios)) / len(ratios))
+        assert (f"{geo:.3f} at {point['n_obs']} (per replication {min(ratios):.2f}–"
+                f"{max(ratios):.2f}" in text), point["n_obs"]
 
 
 def test_the_sweep_time_the_readme_quotes_is_the_published_runs():
@@ -186,6 +203,27 @@ def test_the_readme_table1_rows_are_the_committed_caches_means():
         row = (f"| **{refit:.3f}** ({refit_se:.3f}) | {plain_cell} | {best_mean:.3f} "
                f"({table1.LABELS[best]}) | {paper_ttm:.3f}")
         assert row in table, row
+
+
+def test_results_md_table1_competitor_columns_are_the_committed_caches_means():
+    runs = _table1_cache()
+    section = _section(RESULTS_MD, "### Competitors: all 9 settings")
+    table = section[section.index("| (n, m, d) | TTM (refit) | rSVD"):].split("\n\n", 1)[0]
+    rows = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[2:-1]]
+            for line in table.splitlines() if line.startswith("| (")}
+    for s, (n, m, d) in enumerate(table1.SETTINGS, start=1):
+        cells = rows[f"({n},{m},{d})"]
+        ttm = mean_se(runs[s, "ttm refit"])[0]
+        competitors = [mth for mth in ("svd", "knn", "coclustering", "svdpp") if runs[s, mth]]
+        best = min(mean_se(runs[s, mth])[0] for mth in competitors)
+        for column, method in enumerate(("svd", "knn", "coclustering", "svdpp"), start=1):
+            cell = cells[column].replace("*", "")
+            if not runs[s, method]:
+                assert cell == "not rerun", (s, method, cell)
+                continue
+            assert len(runs[s, method]) == 5, (s, method)
+            assert cell == "{:.3f} ({:.3f})".format(*mean_se(runs[s, method])), (s, method)
+        assert cells[5].startswith(f"{100 * (best - ttm) / best:.1f}%"), (s, cells[5])
 
 
 # --- training step ----------------------------------------------------------------
