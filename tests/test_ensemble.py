@@ -90,7 +90,9 @@ def test_an_ensemble_regressor_is_the_mean_of_its_seeds_fits_and_serves_top_k(tm
     for row, user in enumerate([0, 5]):
         assert set(recs.item_ids[row]) == set(np.argsort(-masked[user])[:3])
     # Saved under the members' configuration with every width times K.
-    ttm.save_model(tmp_path / "ens", ens.model_, mean_model_config(model, 3))
+    assert ens.model_config_ == mean_model_config(model, 3)
+    assert alone[0].model_config_ == model
+    ttm.save_model(tmp_path / "ens", ens.model_, ens.model_config_)
     loaded = ttm.load_model(tmp_path / "ens").model
     np.testing.assert_allclose(scores(loaded, data, data.user_ids, data.item_ids),
                                ens.predict(data), rtol=1e-6)

@@ -10,7 +10,7 @@ import numpy as np
 from ttm_jax import checks
 from ttm_jax.config import ModelConfig, TrainConfig
 from ttm_jax.data.ratings import RatingData
-from ttm_jax.model.ensemble import mean_model
+from ttm_jax.model.ensemble import mean_model, mean_model_config
 from ttm_jax.model.init import init_model
 from ttm_jax.model.towers import TwoTower
 from ttm_jax.protocols import REFIT_MODES, holdout_then_refit
@@ -55,6 +55,10 @@ class TwoTowerRegressor:
       refit_result_: the refit's :class:`FitResult` (no validation curve), or
         ``None`` when there was no refit.
       seed_: the seed used.
+      model_config_: the :class:`ModelConfig` of ``model_``, for
+        :func:`~ttm_jax.save_model` (``save_model(path, reg.model_, reg.model_config_)``):
+        ``model``, or with ``ensemble = K`` its widths times ``K``
+        (:func:`ttm_jax.model.mean_model_config`).
       members_: with ``ensemble > 1``, the ``K`` fitted member regressors
         (``model_`` is their mean; ``result_`` and ``refit_result_`` are member
         0's); ``None`` otherwise.
@@ -117,6 +121,7 @@ class TwoTowerRegressor:
         # A drawn seed is below 2**31, so its members' seeds stay valid.
         self.seed_ = int(self.seed if self.seed is not None else secrets.randbits(31))
         self.members_ = None
+        self.model_config_ = mean_model_config(self.model, self.ensemble)
         if self.ensemble > 1:
             return self._fit_ensemble(train, validation)
         init_key, fit_key = jax.random.split(jax.random.key(self.seed_))
