@@ -193,7 +193,7 @@ _MEMBER_DIR = "member-{k}"
 def _checkpoint_dirs(args) -> list[str | None]:
     """Each member's checkpoint folder: ``--checkpoint-dir`` itself for one fit, its
     ``member-k/`` subfolders for ``--ensemble K``, refused if it holds anything else."""
-    from ttm_jax.io import OutputPathError
+    from ttm_jax.io.folders import check_holds_only
 
     if args.checkpoint_dir is None:
         return [None] * args.ensemble
@@ -201,15 +201,9 @@ def _checkpoint_dirs(args) -> list[str | None]:
         return [args.checkpoint_dir]
     root = Path(args.checkpoint_dir)
     names = [_MEMBER_DIR.format(k=k) for k in range(args.ensemble)]
-    if root.exists():
-        if not root.is_dir():
-            raise OutputPathError(f"--checkpoint-dir {root} is a file; choose a folder")
-        foreign = sorted(p.name for p in root.iterdir() if p.name not in names)
-        if foreign:
-            raise OutputPathError(
-                f"--checkpoint-dir {root} holds {', '.join(foreign[:3])}, which fit --ensemble "
-                f"{args.ensemble} did not write (it keeps member-0/ .. member-"
-                f"{args.ensemble - 1}/ there); choose a new or empty folder")
+    check_holds_only(root, names, where=f"--checkpoint-dir {root}",
+                     writer=f"fit --ensemble {args.ensemble}",
+                     kept=f"member-0/ .. member-{args.ensemble - 1}/")
     return [str(root / name) for name in names]
 
 

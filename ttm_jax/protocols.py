@@ -38,7 +38,7 @@ from ttm_jax import checks
 from ttm_jax.config import ModelConfig, TrainConfig
 from ttm_jax.data.ratings import RatingData, random_split
 from ttm_jax.io.checkpoint import TRAINING_FORMAT
-from ttm_jax.io.folders import OutputPathError, check_writable
+from ttm_jax.io.folders import check_holds_only, check_writable
 from ttm_jax.model.init import init_model, with_seen_ids
 from ttm_jax.model.towers import TwoTower
 from ttm_jax.training.callbacks import Callback
@@ -181,15 +181,8 @@ def check_checkpoint_dir(checkpoint_dir) -> dict[str, Path | None]:
     if checkpoint_dir is None:
         return dict.fromkeys(_STAGES)
     root = Path(checkpoint_dir)
-    if root.exists():
-        if not root.is_dir():
-            raise OutputPathError(f"checkpoint_dir={root} is a file; choose a folder")
-        foreign = sorted(p.name for p in root.iterdir() if p.name not in _STAGES)
-        if foreign:
-            raise OutputPathError(
-                f"checkpoint_dir={root} holds {', '.join(foreign[:3])}, which the protocol did "
-                f"not write (it keeps only {' and '.join(_STAGES)}/ there); choose a new or "
-                "empty folder")
+    check_holds_only(root, _STAGES, where=f"checkpoint_dir={root}", writer="the protocol",
+                     kept=f"only {' and '.join(_STAGES)}/")
     dirs = {stage: root / stage for stage in _STAGES}
     for folder in dirs.values():
         check_writable(folder, TRAINING_FORMAT)

@@ -42,6 +42,7 @@ __all__ = [
     "METADATA",
     "CheckpointError",
     "OutputPathError",
+    "check_holds_only",
     "check_writable",
     "commit",
     "owned_by_save",
@@ -123,6 +124,21 @@ def check_writable(path: str | os.PathLike, fmt: str) -> Path:
             f"{', …' if len(others) > 3 else ''}) that is not a ttm_jax save; refusing to write "
             "there. Choose a new or empty folder")
     return path
+
+
+def check_holds_only(root: Path, names, *, where: str, writer: str, kept: str) -> None:
+    """Raise :class:`OutputPathError` unless ``root`` is absent or a folder holding nothing
+    but ``names``: the subfolders ``writer`` keeps there (``kept``, for the message).
+    ``where`` names the location in messages (an argument or option and its value)."""
+    if not root.exists():
+        return
+    if not root.is_dir():
+        raise OutputPathError(f"{where} is a file; choose a folder")
+    foreign = sorted(p.name for p in root.iterdir() if p.name not in names)
+    if foreign:
+        raise OutputPathError(
+            f"{where} holds {', '.join(foreign[:3])}, which {writer} did not write (it keeps "
+            f"{kept} there); choose a new or empty folder")
 
 
 def owned_by_save(path: str | os.PathLike) -> bool:
