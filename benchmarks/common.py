@@ -1,4 +1,5 @@
-"""What the benchmark scripts share: one result cache, one statistics helper, the machine.
+"""What the benchmark scripts share: one result cache (and the search scores kept in it),
+one statistics helper, the machine.
 
 Each script imports this module as ``common`` (the scripts run from this folder,
 which Python puts on ``sys.path``).
@@ -11,12 +12,12 @@ import json
 import math
 import os
 import platform
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, MutableMapping
 from pathlib import Path
 
 import numpy as np
 
-__all__ = ["ResultCache", "key_hash", "machine", "mean_se"]
+__all__ = ["ResultCache", "StoredScores", "key_hash", "machine", "mean_se"]
 
 
 def key_hash(*parts) -> str:
@@ -61,6 +62,10 @@ class ResultCache:
                                   indent=None if key is None else 1, default=str))
         tmp.replace(path)  # atomic: an interrupted run never leaves half a file
 
+    def remove(self, name: str) -> None:
+        """Delete the entry ``name`` (this cache's own file; nothing if absent)."""
+        self.path(name).unlink(missing_ok=True)
+
     def get(self, name: str, compute: Callable[[], object], key: dict | None = None):
         """The cached result of ``name``, or ``compute()``'s, stored for next time."""
         value = self.load(name, key)
@@ -68,6 +73,41 @@ class ResultCache:
             value = compute()
             self.store(name, value, key)
         return value
+
+
+class StoredScores(MutableMapping):
+    """A search's scores as they come, ``{point_key: score}``, kept in one entry of a
+    :class:`ResultCache`: the ``memo`` that makes :func:`ttm_jax.search.widening_search`
+    (and so :func:`ttm_jax.baselines.tune_baseline`) resume after an interruption.
+
+    Every new score rewrites the entry at once (atomically, as the cache writes),
+    so a search killed after an hour loses only the fit it was in. The entry is
+    read under ``key``, the same key as the search's result, so scores stored under
+    another (another protocol, grid, data or library version) are ignored and replaced.
+    """
+
+    def __init__(self, cache: ResultCache, name: str, key: dict):
+        self._cache, self._name, self._key = cache, name, key
+        stored = cache.load(name, key)
+        self._scores = ({str(k): float(v) for k, v in stored.items()}
+                        if isinstance(stored, dict) else {})
+
+    def __getitem__(self, point: str) -> float:
+        return self._scores[point]
+
+    def __setitem__(self, point: str, score: float) -> None:
+        self._scores[point] = float(score)
+        self._cache.store(self._name, self._scores, self._key)
+
+    def __delitem__(self, point: str) -> None:
+        del self._scores[point]
+        self._cache.store(self._name, self._scores, self._key)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._scores)
+
+    def __len__(self) -> int:
+        return len(self._scores)
 
 
 def mean_se(values: Iterable[float | None]) -> tuple[float, float]:

@@ -54,7 +54,7 @@ from typing import NamedTuple
 
 import jax
 import numpy as np
-from common import ResultCache, machine, mean_se
+from common import ResultCache, StoredScores, machine, mean_se
 from tqdm.auto import tqdm
 
 import ttm_jax
@@ -132,14 +132,17 @@ QUICK_RATINGS = 6000
 QUICK_TUNE_ONCE = True
 
 
-def tune_surprise(method, train, grid, folds, seed) -> dict:
+def tune_surprise(method, train, grid, folds, seed, memo=None) -> dict:
     """``method``'s parameters, widened until interior: by ``folds``-fold CV on ``train``,
-    or (``folds=0``) on the 20% hold-out TTM tunes on (:func:`holdout_split`)."""
+    or (``folds=0``) on the 20% hold-out TTM tunes on (:func:`holdout_split`).
+
+    ``memo``: the search's scores so far (:class:`common.StoredScores`), so that a
+    search stopped part-way resumes from its last scored point."""
     if folds:
-        res = tune_baseline(method, train, grid, folds=folds, seed=seed)
+        res = tune_baseline(method, train, grid, folds=folds, seed=seed, memo=memo)
     else:
         part, holdout = holdout_split(train, seed)
-        res = tune_baseline(method, part, grid, validation=holdout, seed=seed)
+        res = tune_baseline(method, part, grid, validation=holdout, seed=seed, memo=memo)
     return dict(params=res.params, tuning_rmse=res.rmse, settled=res.settled,
                 trials=len(res.trials))
 
@@ -245,11 +248,17 @@ def run_one(m, s, s_idx, r, plan: Plan) -> dict:
                         plan.refit, ckpt, plan.progress)
     else:
         tune_rep = 0 if plan.tune_once else r
+        name = "tune-" + run_name(s, s_idx, tune_rep, m)
+        # Each scored point is kept as it comes (an SVD++ search at n = 3000 takes an
+        # hour), under the tuning's own key, so a change that voids one voids both;
+        # once the tuning itself is cached the scores have done their work.
         tuned = plan.cache.get(
-            "tune-" + run_name(s, s_idx, tune_rep, m),
+            name,
             lambda: tune_surprise(m, train_test(s, s_idx, tune_rep, plan.n_ratings).train,
-                                  plan.grids[m], plan.folds, 1000 * s_idx + tune_rep),
+                                  plan.grids[m], plan.folds, 1000 * s_idx + tune_rep,
+                                  StoredScores(plan.cache, "scores-" + name, plan.key(m))),
             plan.key(m))
+        plan.cache.remove("scores-" + name)
         out = dict(test_rmse=score_surprise(m, tuned["params"], split.train, split.test, seed),
                    params=tuned["params"], tuning_rmse=tuned["tuning_rmse"],
                    settled=tuned["settled"], trials=tuned["trials"])

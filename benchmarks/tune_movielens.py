@@ -31,7 +31,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from common import ResultCache
+from common import ResultCache, StoredScores
 
 import ttm_jax
 from ttm_jax import (
@@ -135,8 +135,12 @@ def tune_split(train: RatingData, study: str, index: int, cache: ResultCache,
             key.update(model=repr(model_config), train=repr(top_k),
                        metric=f"NDCG@{RANK_K}, relevant >= {RELEVANT:g}")
 
-        def compute(method=method, penalties=penalties, top_k=top_k):
+        name = f"tune-{study}{index}-{method}"
+
+        def compute(method=method, penalties=penalties, top_k=top_k, name=name, key=key):
             t0 = time.perf_counter()
+            # Scores kept as they come, so a search stopped part-way resumes.
+            memo = StoredScores(cache, "scores-" + name, key)
             if method == "ttm_mnar":
                 def ndcg(point):
                     reg = top_k_regressor(top_k.replace(**point), index).fit(inner_train)
@@ -144,7 +148,7 @@ def tune_split(train: RatingData, study: str, index: int, cache: ResultCache,
                                             threshold=RELEVANT).ndcg
 
                 res = widening_search(lambda point: -ndcg(point), MNAR_GRID,
-                                      limits=MNAR_LIMITS, integer={"max_epochs"})
+                                      limits=MNAR_LIMITS, integer={"max_epochs"}, memo=memo)
                 return {"params": {**penalties, **res.best}, "ndcg": -res.score,
                         "settled": res.settled,
                         "trials": [[dict(p), -r] for p, r in res.trials],
@@ -155,18 +159,19 @@ def tune_split(train: RatingData, study: str, index: int, cache: ResultCache,
                     reg = TwoTowerRegressor(model_config, cfg, seed=index, progress=False)
                     return evaluate(reg.fit(inner_train).predict(inner_val), inner_val).overall.rmse
 
-                res = widening_search(score, TTM_GRID, limits=TTM_LIMITS)
+                res = widening_search(score, TTM_GRID, limits=TTM_LIMITS, memo=memo)
                 params, rmse, trials, settled = res.best, res.score, res.trials, res.settled
             else:
                 res = tune_baseline(method, inner_train, BASELINE_GRIDS[method],
-                                    validation=inner_val, seed=index)
+                                    validation=inner_val, seed=index, memo=memo)
                 params = {k: v for k, v in res.params.items() if k != "random_state"}
                 rmse, trials, settled = res.rmse, res.trials, res.settled
             return {"params": params, "rmse": rmse, "settled": settled,
                     "trials": [[dict(p), r] for p, r in trials],
                     "seconds": time.perf_counter() - t0}
 
-        r = cache.get(f"tune-{study}{index}-{method}", compute, key)
+        r = cache.get(name, compute, key)
+        cache.remove("scores-" + name)  # the search's scores, needed only until it finished
         figure = (f"inner NDCG@{RANK_K} {r['ndcg']:.4f}" if method == "ttm_mnar"
                   else f"inner RMSE {r['rmse']:.4f}")
         log(f"  tuned {method} on {study} split {index}: {r['params']} {figure} "

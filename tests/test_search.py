@@ -142,3 +142,44 @@ def test_one_parameter_per_stage_started_at_the_optimum_costs_its_neighbours_and
                                  {"lr": [0.005, 0.01, 0.02]}], limits=LIMITS, integer={"k"})
     assert res.best == {"k": 20, "reg": 0.1, "lr": 0.01} and res.interior
     assert len(res.trials) == 1 + 2 * 3
+
+
+class _Interrupted(Exception):
+    pass
+
+
+@given(st.integers(min_value=0, max_value=30))
+def test_a_search_interrupted_and_run_again_with_its_memo_ends_as_one_uninterrupted(after):
+    def bowl(p):
+        return (math.log2(p["k"]) - math.log2(23)) ** 2 + (math.log10(p["reg"]) + 1.3) ** 2
+
+    grid = [{"k": [2, 4, 8]}, {"reg": [1.0, 3.0, 10.0]}]
+    whole = widening_search(bowl, grid, limits=LIMITS, integer={"k"})
+
+    memo, calls = {}, []
+
+    def killed_after(p):
+        if len(calls) == after:
+            raise _Interrupted  # the process killed part-way through a fit
+        calls.append(p)
+        return bowl(p)
+
+    try:
+        widening_search(killed_after, grid, limits=LIMITS, integer={"k"}, memo=memo)
+    except _Interrupted:
+        pass
+    scored_before = len(memo)
+    assert scored_before == min(after, len(whole.trials))
+
+    rerun_calls = []
+    res = widening_search(lambda p: rerun_calls.append(p) or bowl(p), grid, limits=LIMITS,
+                          integer={"k"}, memo=memo)
+    assert res == whole
+    # Only the points the first run never reached are fitted again.
+    assert [p for p, _ in whole.trials[scored_before:]] == rerun_calls
+
+
+def test_a_memo_that_is_not_a_mutable_mapping_is_refused_before_any_score():
+    with pytest.raises(TypeError, match="memo: a mutable mapping"):
+        widening_search(lambda p: pytest.fail("scored"), {"k": [1, 2]}, limits=LIMITS,
+                        memo=[("k", 1.0)])

@@ -247,6 +247,53 @@ def test_a_ttm_run_cut_off_before_its_result_is_cached_resumes_from_its_checkpoi
     assert math.isfinite(run["test_rmse"])
 
 
+def test_a_competitor_search_cut_off_part_way_resumes_from_its_stored_scores(
+        table1, tmp_path, monkeypatch):
+    pytest.importorskip("surprise")
+    from surprise import model_selection
+
+    argv = ["--quick", "--methods", "knn", "--out-dir", str(tmp_path / "o"),
+            "--cache", str(tmp_path / "c"), "--no-progress"]
+    cross_validate = model_selection.cross_validate  # --quick tunes by 2-fold CV
+    scored = []
+
+    def score_then_power_cut(algo, *args, **kwargs):
+        if len(scored) == 2:
+            raise RuntimeError("power cut")
+        scored.append(algo.k)
+        return cross_validate(algo, *args, **kwargs)
+
+    with monkeypatch.context() as m:
+        m.setattr(model_selection, "cross_validate", score_then_power_cut)
+        with pytest.raises(RuntimeError, match="power cut"):
+            table1.main(argv)
+    (scores,) = (tmp_path / "c").glob("scores-tune-*-knn.json")
+    assert len(json.loads(scores.read_text())["result"]) == 2
+    assert not list((tmp_path / "c").glob("tune-*.json"))  # the tuning itself never finished
+
+    rescored = []
+    monkeypatch.setattr(model_selection, "cross_validate",
+                        lambda algo, *a, **k: rescored.append(algo.k) or cross_validate(algo, *a, **k))
+    table1.main(argv)
+    (run,) = json.loads((tmp_path / "o" / "table1_runs.json").read_text())["runs"]
+    # The two points scored before the cut are not scored again; the search ends where
+    # an uninterrupted one does (its trial count includes them).
+    assert set(rescored).isdisjoint(scored) and len(rescored) == run["trials"] - 2 > 0
+    assert not scores.exists()  # removed once the tuning was cached
+
+
+def test_stored_scores_are_reused_only_under_the_key_they_were_stored_with(table1, tmp_path):
+    from common import ResultCache, StoredScores
+
+    cache = ResultCache(tmp_path)
+    key = {"protocol": 3, "grid": {"k": [5, 20]}}
+    first = StoredScores(cache, "scores-x", key)
+    first["[('k', 5)]"] = 1.25
+    assert dict(StoredScores(cache, "scores-x", key)) == {"[('k', 5)]": 1.25}
+    # Another grid, protocol or data set: the old scores are not this search's.
+    assert dict(StoredScores(cache, "scores-x", {**key, "grid": {"k": [5, 10]}})) == {}
+
+
 def test_cached_only_reports_what_is_cached_and_trains_nothing(table1, tmp_path, monkeypatch):
     common = ["--quick", "--methods", "svd,knn", "--cache", str(tmp_path / "c"), "--no-progress"]
     table1.main([*common, "--out-dir", str(tmp_path / "a")])

@@ -11,6 +11,7 @@ took the fallback, so a report can say so.
 from __future__ import annotations
 
 import time
+from collections.abc import MutableMapping
 from typing import NamedTuple
 
 import numpy as np
@@ -131,7 +132,8 @@ def _surprise_params(method: str, point: dict, seed: int) -> dict:
 
 def tune_baseline(method: str, train: RatingData, grid: dict | list[dict], *, seed: int,
                   folds: int | None = None, validation: RatingData | None = None,
-                  max_rounds: int = 6) -> TuneResult:
+                  max_rounds: int = 6, memo: MutableMapping[str, float] | None = None
+                  ) -> TuneResult:
     """The parameters of ``method`` with the lowest tuning RMSE on ``train``, the search
     widened until every chosen value is interior (:func:`ttm_jax.search.widening_search`).
 
@@ -153,6 +155,10 @@ def tune_baseline(method: str, train: RatingData, grid: dict | list[dict], *, se
       validation: held-out ratings to score each candidate on (users and items
         unseen in ``train`` take the method's :data:`FALLBACK`).
       max_rounds: widening rounds at most.
+      memo: the search's scores so far, kept as it goes
+        (:func:`ttm_jax.search.widening_search`), so that an interrupted tuning
+        run again with the same memo resumes; valid only for the same
+        ``method``, data, ``seed``, ``folds`` and ``validation``.
 
     Returns:
       A :class:`TuneResult`.
@@ -183,7 +189,8 @@ def tune_baseline(method: str, train: RatingData, grid: dict | list[dict], *, se
                                  verbose=False)
             return float(np.mean(out["test_rmse"]))
 
-    res = widening_search(score, grid, limits=LIMITS, integer=_INTEGER, max_rounds=max_rounds)
+    res = widening_search(score, grid, limits=LIMITS, integer=_INTEGER, max_rounds=max_rounds,
+                          memo=memo)
     return TuneResult(_surprise_params(method, res.best, seed), res.score, res.trials,
                       res.settled)
 

@@ -14,10 +14,10 @@ RMSE, any number to minimise.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, MutableMapping, Sequence
 from typing import NamedTuple
 
-__all__ = ["SearchResult", "step_beyond", "widening_search"]
+__all__ = ["SearchResult", "point_key", "step_beyond", "widening_search"]
 
 
 class SearchResult(NamedTuple):
@@ -69,6 +69,17 @@ def step_beyond(values: Sequence[float], upward: bool, limits: tuple[float, floa
     return int(round(nxt)) if integer else float(nxt)
 
 
+def point_key(point: Mapping) -> str:
+    """The text that names a search point in a ``memo`` of :func:`widening_search`: its
+    items sorted by name, values by ``repr`` (exact for floats, so no two points share one).
+
+    Example:
+      >>> point_key({"reg": 0.1, "k": 5})
+      "[('k', 5), ('reg', 0.1)]"
+    """
+    return repr(sorted(point.items()))
+
+
 def widening_search(
     score: Callable[[dict], float],
     grid: Mapping[str, Sequence] | Sequence[Mapping[str, Sequence]],
@@ -76,6 +87,7 @@ def widening_search(
     limits: Mapping[str, tuple[float, float]],
     integer: frozenset[str] | set[str] = frozenset(),
     max_rounds: int = 6,
+    memo: MutableMapping[str, float] | None = None,
 ) -> SearchResult:
     """The point of lowest ``score``, the grid widened until every choice is interior.
 
@@ -97,12 +109,20 @@ def widening_search(
         parameter; a choice at a limit counts as settled.
       integer: the parameters whose values are integers.
       max_rounds: widening rounds at most.
+      memo: scores already known, ``{point_key(point): score}``, read before a
+        point is scored and written as soon as it is. The search is a
+        deterministic function of its scores, so a search that was interrupted
+        and is run again with the memo it filled walks the same path, scores
+        only the points it had not reached, and returns what an uninterrupted
+        search returns (trials included). Give one that outlives the process
+        (a file-backed mapping) to make a long search resumable.
 
     Returns:
       A :class:`SearchResult`.
 
     Raises:
       ValueError: a searched parameter without limits, or an empty grid.
+      TypeError: ``memo`` is not a mutable mapping.
 
     Example:
       >>> res = widening_search(lambda p: (p["x"] - 7) ** 2, {"x": [1, 2, 3]},
@@ -110,6 +130,9 @@ def widening_search(
       >>> res.best, res.settled
       ({'x': 7}, {'x': 'interior'})
     """
+    if memo is not None and not isinstance(memo, MutableMapping):
+        raise TypeError(f"memo: a mutable mapping {{point_key(point): score}} or None, "
+                        f"not {type(memo).__name__}")
     stages = [dict(grid)] if isinstance(grid, Mapping) else [dict(g) for g in grid]
     if not stages or any(not s or any(len(v) == 0 for v in s.values()) for s in stages):
         raise ValueError(f"grid={grid!r}: every stage needs at least one parameter with values")
@@ -125,7 +148,13 @@ def widening_search(
     def at(point: dict) -> float:
         key = tuple(sorted(point.items()))
         if key not in scores:
-            scores[key] = float(score(dict(point)))
+            name = point_key(point)
+            known = None if memo is None else memo.get(name)
+            if known is None:
+                known = float(score(dict(point)))
+                if memo is not None:
+                    memo[name] = known
+            scores[key] = float(known)
             trials.append((dict(point), scores[key]))
         return scores[key]
 
