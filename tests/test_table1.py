@@ -294,6 +294,46 @@ def test_stored_scores_are_reused_only_under_the_key_they_were_stored_with(table
     assert dict(StoredScores(cache, "scores-x", {**key, "grid": {"k": [5, 10]}})) == {}
 
 
+def test_a_choice_at_a_search_cap_is_scored_one_step_past_it(table1, tmp_path, monkeypatch):
+    pytest.importorskip("surprise")
+    from surprise import KNNBasic
+    from surprise.model_selection import KFold, cross_validate
+
+    from ttm_jax import baselines
+
+    # A cap low enough that the quick KNN search stops on it (k = 20 beats k = 5 here).
+    monkeypatch.setitem(baselines.LIMITS, "k", (1, 20))
+    common = ["--quick", "--methods", "knn", "--cache", str(tmp_path / "c"), "--no-progress"]
+    table1.main([*common, "--out-dir", str(tmp_path / "o")])
+    (tuned,) = (tmp_path / "c").glob("tune-*-knn.json")
+    tuned = json.loads(tuned.read_text())["result"]
+    assert tuned["params"]["k"] == 20 and tuned["settled"] == {"k": "limit"}
+
+    (row,) = table1.main([*common, "--check-caps", "--out-dir", str(tmp_path / "o")])
+    assert (row["parameter"], row["cap"], row["beyond"]) == ("k", 20, 40)
+    # The score past the cap is the tuning's own measure (--quick: 2-fold CV on replication
+    # 0's training set), computed here directly with scikit-surprise.
+    train = table1.train_test(table1.QUICK_SETTING, 0, 0, table1.QUICK_RATINGS).train
+    cv = cross_validate(KNNBasic(k=40, sim_options={"name": "msd", "user_based": True},
+                                 verbose=False), baselines.surprise_dataset(train),
+                        measures=["rmse"], cv=KFold(2, random_state=0), verbose=False)
+    assert row["beyond_rmse"] == pytest.approx(np.mean(cv["test_rmse"]), rel=1e-12)
+    assert row["binds"] == (row["beyond_rmse"] < tuned["tuning_rmse"])
+    md = (tmp_path / "o" / "table1_caps.md").read_text()
+    assert ("the cap binds" if row["binds"] else "interior") in md
+
+
+def test_the_search_limits_are_part_of_the_cached_protocol(table1):
+    from ttm_jax.baselines import LIMITS
+
+    # The limits decide where every competitor search stops, but the cache key holds only
+    # PROTOCOL_VERSION: changing them means bumping it, so that no tuning is reused.
+    assert (table1.PROTOCOL_VERSION, LIMITS) == (3, {
+        "n_factors": (1, 400), "reg_all": (0.0, 50.0), "lr_all": (1e-4, 0.1),
+        "n_epochs": (5, 800), "k": (1, 1000), "n_cltr": (1, 100)}), (
+        "ttm_jax.baselines.LIMITS changed: bump table1.PROTOCOL_VERSION (and this test)")
+
+
 def test_cached_only_reports_what_is_cached_and_trains_nothing(table1, tmp_path, monkeypatch):
     common = ["--quick", "--methods", "svd,knn", "--cache", str(tmp_path / "c"), "--no-progress"]
     table1.main([*common, "--out-dir", str(tmp_path / "a")])
