@@ -170,7 +170,7 @@ def _table1_cache() -> dict:
     without the refit) from the previous protocol's files, which carry no key, and the
     four competitors from today's protocol, whose files record it in their key."""
     runs = defaultdict(list)
-    for path in sorted((ROOT / "benchmarks" / "table1_cache").glob("s*.json")):
+    for path in sorted((ROOT / "benchmarks" / "table1_cache").glob("s[0-9]-*.json")):
         m = re.match(r"s(\d)-\d+x\d+x\d+-r(\d)-([a-z]+)(?:-[0-9a-f]+)?\.json$", path.name)
         blob = json.loads(path.read_text())
         result = blob.get("result", blob)
