@@ -309,16 +309,23 @@ def test_a_choice_at_a_search_cap_is_scored_one_step_past_it(table1, tmp_path, m
     tuned = json.loads(tuned.read_text())["result"]
     assert tuned["params"]["k"] == 20 and tuned["settled"] == {"k": "limit"}
 
-    (row,) = table1.main([*common, "--check-caps", "--out-dir", str(tmp_path / "o")])
-    assert (row["parameter"], row["cap"], row["beyond"]) == ("k", 20, 40)
+    (row,) = table1.main([*common, "--check-caps", "3", "--out-dir", str(tmp_path / "o")])
+    assert (row["parameter"], row["cap"]) == ("k", 20)
+    (k, rmse), *past = row["walk"][1:]
+    assert k == 40  # one step past the cap, in the grid's doubling
     # The score past the cap is the tuning's own measure (--quick: 2-fold CV on replication
     # 0's training set), computed here directly with scikit-surprise.
     train = table1.train_test(table1.QUICK_SETTING, 0, 0, table1.QUICK_RATINGS).train
     cv = cross_validate(KNNBasic(k=40, sim_options={"name": "msd", "user_based": True},
                                  verbose=False), baselines.surprise_dataset(train),
                         measures=["rmse"], cv=KFold(2, random_state=0), verbose=False)
-    assert row["beyond_rmse"] == pytest.approx(np.mean(cv["test_rmse"]), rel=1e-12)
-    assert row["binds"] == (row["beyond_rmse"] < tuned["tuning_rmse"])
+    assert rmse == pytest.approx(np.mean(cv["test_rmse"]), rel=1e-12)
+    # The walk doubles k while the score improves, and stops at the first worse one.
+    scores = [e for _, e in row["walk"]]
+    assert [v for v, _ in row["walk"]] == [20 * 2**i for i in range(len(scores))]
+    assert all(b < a for a, b in zip(scores[:-2], scores[1:-1]))
+    assert row["binds"] == (rmse < tuned["tuning_rmse"])
+    assert row["settled"] == (len(scores) < 4 or scores[-1] >= scores[-2])
     md = (tmp_path / "o" / "table1_caps.md").read_text()
     assert ("the cap binds" if row["binds"] else "interior") in md
 
