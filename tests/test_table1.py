@@ -294,40 +294,45 @@ def test_stored_scores_are_reused_only_under_the_key_they_were_stored_with(table
     assert dict(StoredScores(cache, "scores-x", {**key, "grid": {"k": [5, 10]}})) == {}
 
 
-def test_a_choice_at_a_search_cap_is_scored_one_step_past_it(table1, tmp_path, monkeypatch):
+def test_a_choice_at_a_search_cap_is_scored_past_it_until_the_score_worsens(
+        table1, tmp_path, monkeypatch):
     pytest.importorskip("surprise")
-    from surprise import KNNBasic
+    from surprise import SVD
     from surprise.model_selection import KFold, cross_validate
 
     from ttm_jax import baselines
 
-    # A cap low enough that the quick KNN search stops on it (k = 20 beats k = 5 here).
-    monkeypatch.setitem(baselines.LIMITS, "k", (1, 20))
-    common = ["--quick", "--methods", "knn", "--cache", str(tmp_path / "c"), "--no-progress"]
+    # A lower cap on the step size that the quick rSVD search stops on, though a smaller
+    # step is better on these 6000 ratings (fewer effective epochs overfit less).
+    monkeypatch.setitem(baselines.LIMITS, "lr_all", (0.01, 0.1))
+    monkeypatch.setitem(table1.QUICK_GRIDS, "svd", [{"n_factors": [5], "reg_all": [0.1]},
+                                                    {"lr_all": [0.01, 0.02], "n_epochs": [10]}])
+    common = ["--quick", "--methods", "svd", "--cache", str(tmp_path / "c"), "--no-progress"]
     table1.main([*common, "--out-dir", str(tmp_path / "o")])
-    (tuned,) = (tmp_path / "c").glob("tune-*-knn.json")
+    (tuned,) = (tmp_path / "c").glob("tune-*-svd.json")
     tuned = json.loads(tuned.read_text())["result"]
-    assert tuned["params"]["k"] == 20 and tuned["settled"] == {"k": "limit"}
+    assert tuned["params"]["lr_all"] == 0.01 and tuned["settled"] == {"lr_all": "limit"}
 
     (row,) = table1.main([*common, "--check-caps", "3", "--out-dir", str(tmp_path / "o")])
-    assert (row["parameter"], row["cap"]) == ("k", 20)
-    (k, rmse), *past = row["walk"][1:]
-    assert k == 40  # one step past the cap, in the grid's doubling
-    # The score past the cap is the tuning's own measure (--quick: 2-fold CV on replication
-    # 0's training set), computed here directly with scikit-surprise.
+    assert (row["parameter"], row["cap"]) == ("lr_all", 0.01)
+    # The walk halves the step while the score improves and stops at the first worse one.
+    steps, scores = zip(*row["walk"])
+    assert steps == (0.01, 0.005, 0.0025)[:len(steps)] and len(steps) >= 2
+    assert scores[1] < scores[0] and row["binds"] and row["best"] == 0.005
+    assert row["settled"] == (scores[-1] >= scores[-2])
+    # Each score past the cap is the tuning's own measure (--quick: 2-fold CV on
+    # replication 0's training set), computed here directly with scikit-surprise.
     train = table1.train_test(table1.QUICK_SETTING, 0, 0, table1.QUICK_RATINGS).train
-    cv = cross_validate(KNNBasic(k=40, sim_options={"name": "msd", "user_based": True},
-                                 verbose=False), baselines.surprise_dataset(train),
+    cv = cross_validate(SVD(n_factors=5, reg_all=0.1, lr_all=0.005, n_epochs=10,
+                            random_state=0), baselines.surprise_dataset(train),
                         measures=["rmse"], cv=KFold(2, random_state=0), verbose=False)
-    assert rmse == pytest.approx(np.mean(cv["test_rmse"]), rel=1e-12)
-    # The walk doubles k while the score improves, and stops at the first worse one.
-    scores = [e for _, e in row["walk"]]
-    assert [v for v, _ in row["walk"]] == [20 * 2**i for i in range(len(scores))]
-    assert all(b < a for a, b in zip(scores[:-2], scores[1:-1]))
-    assert row["binds"] == (rmse < tuned["tuning_rmse"])
-    assert row["settled"] == (len(scores) < 4 or scores[-1] >= scores[-2])
+    assert scores[1] == pytest.approx(np.mean(cv["test_rmse"]), rel=1e-12)
+    # The cap binds, so the replication is refitted at the better step and scored on test.
+    (run,) = (tmp_path / "c").glob("s0-*-svd.json")
+    assert row["table_rmse"] == [json.loads(run.read_text())["result"]["test_rmse"]]
+    assert len(row["test_rmse"]) == 1 and row["test_rmse"] != row["table_rmse"]
     md = (tmp_path / "o" / "table1_caps.md").read_text()
-    assert ("the cap binds" if row["binds"] else "interior") in md
+    assert "the cap binds: best 0.005 (-0.0" in md
 
 
 def test_the_search_limits_are_part_of_the_cached_protocol(table1):
