@@ -572,6 +572,8 @@ def main(argv=None):
                     "a cap of the search (CAPS), score past it, doubling while the score "
                     "improves, STEPS steps at most (default 1; table1_caps.md)")
     args = ap.parse_args(argv)
+    if args.check_caps < 0:
+        raise ValueError(f"--check-caps={args.check_caps} must be a number of steps >= 1")
     out_dir = Path(args.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     if args.time_grid:
@@ -651,8 +653,6 @@ def main(argv=None):
     plan = Plan(ResultCache(args.cache), n_ratings, grids, folds, tune_once, model_cfg,
                 train_cfg, tuple(map(float, lambdas)), args.ttm_refit, checkpoints,
                 not args.no_progress)
-    if args.check_caps < 0:
-        raise ValueError(f"--check-caps={args.check_caps} must be a number of steps >= 1")
     if args.check_caps:
         return check_caps(plan, settings, methods, out_dir, steps=args.check_caps, reps=reps)
     results = {s: {m: [] for m in methods} for s in settings}

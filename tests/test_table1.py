@@ -379,7 +379,8 @@ def test_adamw_decay_is_chosen_from_a_vmapped_grid_like_any_lambda(table1):
 @pytest.mark.parametrize("argv, word", [(["--settings", "10"], "--settings"),
                                         (["--methods", "ttm,foo"], "--methods"),
                                         (["--ttm-lambdas", "1e-3,x"], "--ttm-lambdas"),
-                                        (["--ttm-lambdas", "-1"], "--ttm-lambdas")])
+                                        (["--ttm-lambdas", "-1"], "--ttm-lambdas"),
+                                        (["--check-caps", "-2"], "--check-caps")])
 def test_benchmark_bad_flags_raise(table1, tmp_path, argv, word):
     with pytest.raises(ValueError, match=word):
         table1.main([*argv, "--out-dir", str(tmp_path), "--cache", str(tmp_path / "c")])
