@@ -173,6 +173,13 @@ def _mean_text(values) -> str:
     return f"{mean:.3f}" if len(values) < 2 else f"{mean:.3f} ({se:.3f})"
 
 
+def _reps_text(reps) -> str:
+    """``0–4`` for consecutive replications, ``0, 2`` otherwise."""
+    if len(reps) > 1 and list(reps) == list(range(reps[0], reps[-1] + 1)):
+        return f"{reps[0]}–{reps[-1]}"
+    return ", ".join(map(str, reps))
+
+
 def capped_choices(method, tuned) -> list[tuple[str, object, int]]:
     """``(parameter, chosen value, direction)`` for each choice of a tuning that sits at a
     cap (:data:`CAPS`), ``direction`` +1 at an upper cap and -1 at a lower one."""
@@ -186,7 +193,7 @@ def capped_choices(method, tuned) -> list[tuple[str, object, int]]:
 
 
 def check_caps(plan: Plan, settings, methods, out_dir: Path, steps: int = 1, reps: int = 1,
-               log=print) -> list[dict]:
+               cached_only: bool = False, log=print) -> list[dict]:
     """For every competitor tuning (replication 0's) whose choice sits at a cap: the
     tuning score past the cap, the other values at their choices, scored exactly as the
     search scored its candidates (the same hold-out or folds, seed and call), walking on
@@ -195,8 +202,24 @@ def check_caps(plan: Plan, settings, methods, out_dir: Path, steps: int = 1, rep
     value tried on each side). Better: the cap binds; the walk then says how far the
     optimum lies past it and what it gains, and a margin over that method is an upper
     bound, so replications ``0 … reps − 1`` are refitted at the walk's best value and
-    scored on test, beside the table's own runs. Written to ``table1_caps.md`` /
-    ``.json`` in ``out_dir``."""
+    scored on test, beside the table's own runs. ``cached_only``: compute nothing, report
+    what is cached (a walk or a replication not yet run is left out and said so).
+    Written to ``table1_caps.md`` / ``.json`` in ``out_dir``."""
+
+    def obtain(name, key, compute):
+        return plan.cache.load(name, key) if cached_only else plan.cache.get(name, compute, key)
+
+    def tuning_score(m, s, s_idx, point):
+        # A grid of one value per parameter: the search scores that point alone, by
+        # the very call its tuning scored every candidate with.
+        train = train_test(s, s_idx, 0, plan.n_ratings).train
+        return tune_surprise(m, train, {k: [x] for k, x in point.items()}, plan.folds,
+                             1000 * s_idx)["tuning_rmse"]
+
+    def test_score(m, s, s_idx, r, params):
+        split = train_test(s, s_idx, r, plan.n_ratings)
+        return score_surprise(m, params, split.train, split.test, 1000 * s_idx + r)
+
     rows = []
     for s in settings:
         s_idx = SETTINGS.index(s) + 1 if s in SETTINGS else 0
@@ -210,30 +233,31 @@ def check_caps(plan: Plan, settings, methods, out_dir: Path, steps: int = 1, rep
                 continue
             chosen = search_point(m, tuned["params"])
             for param, value, direction in capped_choices(m, tuned):
-                walk = [(value, tuned["tuning_rmse"])]
+                walk, cut = [(value, tuned["tuning_rmse"])], False
                 while len(walk) <= steps:
                     v = walk[-1][0] * 2 if direction > 0 else walk[-1][0] / 2
                     v = int(round(v)) if isinstance(value, int) else v
                     point = {**chosen, param: v}
-                    # A grid of one value per parameter: the search scores that point
-                    # alone, by the very call its tuning scored every candidate with.
-                    score = plan.cache.get(
-                        f"cap-{name[len('tune-'):]}-{param}-{v}",
-                        functools.partial(lambda *a: tune_surprise(*a)["tuning_rmse"], m,
-                                          train_test(s, s_idx, 0, plan.n_ratings).train,
-                                          {k: [x] for k, x in point.items()}, plan.folds,
-                                          1000 * s_idx),
-                        {**plan.key(m), "point": point})
+                    score = obtain(f"cap-{name[len('tune-'):]}-{param}-{v}",
+                                   {**plan.key(m), "point": point},
+                                   functools.partial(tuning_score, m, s, s_idx, point))
+                    if score is None:
+                        cut = True  # --cached-only, and this step was never run
+                        break
                     walk.append((v, score))
                     log(f"{name}: {param} {v}: tuning RMSE {score:.4f} (at the cap {value}: "
                         f"{tuned['tuning_rmse']:.4f})")
                     if score >= walk[-2][1]:
                         break
+                if len(walk) == 1:
+                    log(f"{name}: {param} at its cap {value}: no step past it is cached")
+                    continue
                 best = min(walk, key=lambda vs: vs[1])
                 row = dict(setting=list(s), method=m, parameter=param, cap=value,
                            chosen_rmse=tuned["tuning_rmse"], walk=walk,
                            binds=best[0] != value, best=best[0], best_rmse=best[1],
-                           settled=walk[-1][1] >= walk[-2][1], test_rmse=[], table_rmse=[])
+                           settled=walk[-1][1] >= walk[-2][1], cut_short=cut,
+                           test_rmse=[], table_rmse=[], reps=[])
                 if row["binds"]:
                     # What the row would read at the better value: each replication refitted
                     # and scored on test as run_one does, beside the table's own runs.
@@ -243,22 +267,22 @@ def check_caps(plan: Plan, settings, methods, out_dir: Path, steps: int = 1, rep
                     else:
                         params[param] = best[0]
                     for r in range(reps):
-                        split = train_test(s, s_idx, r, plan.n_ratings)
-                        row["test_rmse"].append(plan.cache.get(
-                            f"capfit-{run_name(s, s_idx, r, m)}-{param}-{best[0]}",
-                            functools.partial(score_surprise, m, params, split.train,
-                                              split.test, 1000 * s_idx + r),
-                            {**plan.key(m), "params": params}))
                         run = plan.cache.load(run_name(s, s_idx, r, m), plan.key(m))
-                        if run is not None:
+                        test = obtain(f"capfit-{run_name(s, s_idx, r, m)}-{param}-{best[0]}",
+                                      {**plan.key(m), "params": params},
+                                      functools.partial(test_score, m, s, s_idx, r, params))
+                        if run is not None and test is not None:
+                            row["reps"].append(r)
+                            row["test_rmse"].append(test)
                             row["table_rmse"].append(run["test_rmse"])
-                    log(f"{name}: test RMSE at {param} {best[0]}: "
-                        f"{_mean_text(row['test_rmse'])}; the table's: "
-                        f"{_mean_text(row['table_rmse'])}")
+                    if row["reps"]:
+                        log(f"{name}: test RMSE at {param} {best[0]}: "
+                            f"{_mean_text(row['test_rmse'])}; the table's: "
+                            f"{_mean_text(row['table_rmse'])} (replications {row['reps']})")
                 rows.append(row)
     lines = ["| (n, m, d) | method | parameter | at the cap: value, tuning RMSE | past it "
-             f"(value: tuning RMSE) | verdict | test RMSE, {reps} reps: the table's → at the "
-             "best value |", "|---|---|---|---|---|---|---|"]
+             "(value: tuning RMSE) | verdict | test RMSE: the table's → at the best value "
+             "(replications) |", "|---|---|---|---|---|---|---|"]
     for r in rows:
         n, mm, d = r["setting"]
         past = ", ".join(f"{v:g}: {e:.4f}" for v, e in r["walk"][1:])
@@ -268,9 +292,11 @@ def check_caps(plan: Plan, settings, methods, out_dir: Path, steps: int = 1, rep
             verdict = (f"the cap binds: best {r['best']:g} "
                        f"({r['best_rmse'] - r['chosen_rmse']:+.4f}), "
                        + ("worse past it" if r["settled"] else
-                          f"still improving after {len(r['walk']) - 1} steps"))
-        test = ("" if not r["binds"] else
-                f"{_mean_text(r['table_rmse'])} → {_mean_text(r['test_rmse'])}")
+                          f"still improving after {len(r['walk']) - 1} step(s)"
+                          + (" (no further step cached)" if r["cut_short"] else "")))
+        test = ("" if not r["binds"] else "not refitted" if not r["reps"] else
+                f"{_mean_text(r['table_rmse'])} → {_mean_text(r['test_rmse'])} "
+                f"({_reps_text(r['reps'])})")
         lines.append(f"| ({n},{mm},{d}) | {LABELS[r['method']]} | {r['parameter']} | "
                      f"{r['cap']:g}, {r['chosen_rmse']:.4f} | {past} | {verdict} | {test} |")
     text = "\n".join(lines) + "\n"
@@ -654,7 +680,8 @@ def main(argv=None):
                 train_cfg, tuple(map(float, lambdas)), args.ttm_refit, checkpoints,
                 not args.no_progress)
     if args.check_caps:
-        return check_caps(plan, settings, methods, out_dir, steps=args.check_caps, reps=reps)
+        return check_caps(plan, settings, methods, out_dir, steps=args.check_caps, reps=reps,
+                          cached_only=args.cached_only)
     results = {s: {m: [] for m in methods} for s in settings}
     runs, missing = [], []
     bar = tqdm(total=len(settings) * reps * len(methods), disable=not plan.progress, unit="run")

@@ -332,7 +332,18 @@ def test_a_choice_at_a_search_cap_is_scored_past_it_until_the_score_worsens(
     assert row["table_rmse"] == [json.loads(run.read_text())["result"]["test_rmse"]]
     assert len(row["test_rmse"]) == 1 and row["test_rmse"] != row["table_rmse"]
     md = (tmp_path / "o" / "table1_caps.md").read_text()
-    assert "the cap binds: best 0.005 (-0.0" in md
+    assert "the cap binds: best 0.005 (-0.0" in md and "(0)" in md  # replication 0 refitted
+
+    # The report again from the cache alone: nothing fitted, the same rows; a replication
+    # never refitted is left out and the row says which ones it holds.
+    monkeypatch.setattr(table1, "tune_surprise", lambda *a, **k: pytest.fail("tuned"))
+    monkeypatch.setattr(table1, "score_surprise", lambda *a, **k: pytest.fail("fitted"))
+    again = table1.main([*common, "--check-caps", "3", "--cached-only",
+                         "--out-dir", str(tmp_path / "o")])
+    assert again == [row]
+    more = table1.main([*common, "--check-caps", "3", "--cached-only", "--reps", "2",
+                        "--out-dir", str(tmp_path / "o")])
+    assert more[0]["reps"] == [0] and more[0]["test_rmse"] == row["test_rmse"]
 
 
 def test_the_search_limits_are_part_of_the_cached_protocol(table1):
