@@ -249,15 +249,12 @@ def check_caps(plan: Plan, settings, methods, out_dir: Path, steps: int = 1, rep
                         f"{tuned['tuning_rmse']:.4f})")
                     if score >= walk[-2][1]:
                         break
-                if len(walk) == 1:
-                    log(f"{name}: {param} at its cap {value}: no step past it is cached")
-                    continue
                 best = min(walk, key=lambda vs: vs[1])
                 row = dict(setting=list(s), method=m, parameter=param, cap=value,
                            chosen_rmse=tuned["tuning_rmse"], walk=walk,
                            binds=best[0] != value, best=best[0], best_rmse=best[1],
-                           settled=walk[-1][1] >= walk[-2][1], cut_short=cut,
-                           test_rmse=[], table_rmse=[], reps=[])
+                           settled=len(walk) > 1 and walk[-1][1] >= walk[-2][1],
+                           cut_short=cut, test_rmse=[], table_rmse=[], reps=[])
                 if row["binds"]:
                     # What the row would read at the better value: each replication refitted
                     # and scored on test as run_one does, beside the table's own runs.
@@ -286,7 +283,9 @@ def check_caps(plan: Plan, settings, methods, out_dir: Path, steps: int = 1, rep
     for r in rows:
         n, mm, d = r["setting"]
         past = ", ".join(f"{v:g}: {e:.4f}" for v, e in r["walk"][1:])
-        if not r["binds"]:
+        if len(r["walk"]) == 1:
+            verdict = "not checked (no step past the cap cached)"
+        elif not r["binds"]:
             verdict = "interior: no better past the cap"
         else:
             verdict = (f"the cap binds: best {r['best']:g} "
