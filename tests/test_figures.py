@@ -243,6 +243,17 @@ def test_the_training_step_figures_are_the_published_runs():
         assert f"{r['entity_per_s']:,.0f}" in section and f"{r['rating_per_s']:,.0f}" in section
 
 
+def test_results_md_caps_table_is_what_check_caps_reports_from_the_committed_cache(tmp_path):
+    pytest.importorskip("surprise")  # the cache key holds its version
+    rows = table1.main(["--check-caps", "2", "--cached-only", "--tune-once", "--reps", "5",
+                        "--methods", "svd,svdpp", "--no-progress", "--out-dir", str(tmp_path),
+                        "--cache", str(ROOT / "benchmarks" / "table1_cache")])
+    section = _section(RESULTS_MD, "### Past the searches' caps")
+    assert (tmp_path / "table1_caps.md").read_text() in section
+    # Every choice on a cap was checked at least one step past it.
+    assert rows and all(len(r["walk"]) > 1 for r in rows)
+
+
 # --- MovieLens-100K ---------------------------------------------------------------
 
 def _movielens() -> dict:
