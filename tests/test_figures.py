@@ -245,7 +245,7 @@ def test_the_training_step_figures_are_the_published_runs():
 
 def test_results_md_caps_table_is_what_check_caps_reports_from_the_committed_cache(tmp_path):
     pytest.importorskip("surprise")  # the cache key holds its version
-    rows = table1.main(["--check-caps", "2", "--cached-only", "--tune-once", "--reps", "5",
+    rows = table1.main(["--check-caps", "3", "--cached-only", "--tune-once", "--reps", "5",
                         "--methods", "svd,svdpp", "--no-progress", "--out-dir", str(tmp_path),
                         "--cache", str(ROOT / "benchmarks" / "table1_cache")])
     section = _section(RESULTS_MD, "### Past the searches' caps")
