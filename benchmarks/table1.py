@@ -70,7 +70,13 @@ from ttm_jax import (
     make_synthetic,
     random_split,
 )
-from ttm_jax.baselines import LIMITS, fit_predict_baseline, tune_baseline
+from ttm_jax.baselines import (
+    LIMITS,
+    fit_predict_baseline,
+    search_point,
+    surprise_params,
+    tune_baseline,
+)
 from ttm_jax.protocols import REFIT_MODES
 from ttm_jax.training import PAPER_LAMBDAS, check_lambdas
 
@@ -155,22 +161,6 @@ def tune_surprise(method, train, grid, folds, seed, memo=None) -> dict:
 #: scores one step past it.
 CAPS = frozenset({("n_factors", 1), ("reg_all", 1), ("lr_all", 0), ("lr_all", 1),
                   ("n_epochs", 0), ("n_epochs", 1), ("k", 1), ("n_cltr", 1)})
-
-
-def search_point(method, params) -> dict:
-    """The tuning's chosen point in its search's own parameters (``params`` as the
-    scikit-surprise class takes them, from :func:`tune_surprise`)."""
-    if method == "knn":
-        return {"k": params["k"]}
-    if method == "coclustering":
-        return {"n_cltr": params["n_cltr_u"]}
-    return {k: v for k, v in params.items() if k != "random_state"}
-
-
-def _mean_text(values) -> str:
-    """``mean (s.e.)`` to 3 decimals, or the mean alone for one value."""
-    mean, se = mean_se(values)
-    return f"{mean:.3f}" if len(values) < 2 else f"{mean:.3f} ({se:.3f})"
 
 
 def _reps_text(reps) -> str:
@@ -258,11 +248,7 @@ def check_caps(plan: Plan, settings, methods, out_dir: Path, steps: int = 1, rep
                 if row["binds"]:
                     # What the row would read at the better value: each replication refitted
                     # and scored on test as run_one does, beside the table's own runs.
-                    params = dict(tuned["params"])
-                    if m == "coclustering":
-                        params.update(n_cltr_u=best[0], n_cltr_i=best[0])
-                    else:
-                        params[param] = best[0]
+                    params = surprise_params(m, {**chosen, param: best[0]}, 1000 * s_idx)
                     for r in range(reps):
                         run = plan.cache.load(run_name(s, s_idx, r, m), plan.key(m))
                         test = obtain(f"capfit-{run_name(s, s_idx, r, m)}-{param}-{best[0]}",
@@ -274,8 +260,8 @@ def check_caps(plan: Plan, settings, methods, out_dir: Path, steps: int = 1, rep
                             row["table_rmse"].append(run["test_rmse"])
                     if row["reps"]:
                         log(f"{name}: test RMSE at {param} {best[0]}: "
-                            f"{_mean_text(row['test_rmse'])}; the table's: "
-                            f"{_mean_text(row['table_rmse'])} (replications {row['reps']})")
+                            f"{_fmt(*mean_se(row['test_rmse']))}; the table's: "
+                            f"{_fmt(*mean_se(row['table_rmse']))} (replications {row['reps']})")
                 rows.append(row)
     lines = ["| (n, m, d) | method | parameter | at the cap: value, tuning RMSE | past it "
              "(value: tuning RMSE) | verdict | test RMSE: the table's → at the best value "
@@ -294,7 +280,7 @@ def check_caps(plan: Plan, settings, methods, out_dir: Path, steps: int = 1, rep
                           f"still improving after {len(r['walk']) - 1} step(s)"
                           + (" (no further step cached)" if r["cut_short"] else "")))
         test = ("" if not r["binds"] else "not refitted" if not r["reps"] else
-                f"{_mean_text(r['table_rmse'])} → {_mean_text(r['test_rmse'])} "
+                f"{_fmt(*mean_se(r['table_rmse']))} → {_fmt(*mean_se(r['test_rmse']))} "
                 f"({_reps_text(r['reps'])})")
         lines.append(f"| ({n},{mm},{d}) | {LABELS[r['method']]} | {r['parameter']} | "
                      f"{r['cap']:g}, {r['chosen_rmse']:.4f} | {past} | {verdict} | {test} |")

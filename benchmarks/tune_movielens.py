@@ -42,7 +42,7 @@ from ttm_jax import (
     random_split,
     read_movielens,
 )
-from ttm_jax.baselines import tune_baseline
+from ttm_jax.baselines import search_point, tune_baseline
 from ttm_jax.evaluate import evaluate_ranking
 from ttm_jax.presets import MOVIELENS_TITLE_WORDS, movielens_100k, movielens_100k_top_k
 from ttm_jax.search import widening_search
@@ -164,7 +164,7 @@ def tune_split(train: RatingData, study: str, index: int, cache: ResultCache,
             else:
                 res = tune_baseline(method, inner_train, BASELINE_GRIDS[method],
                                     validation=inner_val, seed=index, memo=memo)
-                params = {k: v for k, v in res.params.items() if k != "random_state"}
+                params = search_point(method, res.params)
                 rmse, trials, settled = res.rmse, res.trials, res.settled
             return {"params": params, "rmse": rmse, "settled": settled,
                     "trials": [[dict(p), r] for p, r in trials],

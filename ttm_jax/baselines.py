@@ -21,7 +21,8 @@ from ttm_jax.evaluate import evaluate
 from ttm_jax.search import widening_search
 
 __all__ = ["FALLBACK", "LIMITS", "METHODS", "BaselinePrediction", "TuneResult",
-           "fit_predict_baseline", "surprise_dataset", "tune_baseline"]
+           "fit_predict_baseline", "search_point", "surprise_dataset", "surprise_params",
+           "tune_baseline"]
 
 #: Methods by name: the scikit-surprise class (``None``: the global mean, no library needed).
 METHODS = {
@@ -120,7 +121,12 @@ class TuneResult(NamedTuple):
     settled: dict
 
 
-def _surprise_params(method: str, point: dict, seed: int) -> dict:
+def surprise_params(method: str, point: dict, seed: int) -> dict:
+    """The keyword arguments of ``method``'s scikit-surprise class for a point of its
+    search (``{parameter: value}``, as :func:`tune_baseline`'s grid names them): KNN's
+    ``k`` with msd similarity, Co-Clustering's ``n_cltr`` tied between users and items,
+    SVD and SVD++ as given; ``seed`` their ``random_state``. :func:`search_point` inverts it.
+    """
     if method == "knn":
         return {"k": int(point["k"]), "sim_options": {"name": "msd", "user_based": True},
                 "verbose": False}
@@ -128,6 +134,16 @@ def _surprise_params(method: str, point: dict, seed: int) -> dict:
         c = int(point["n_cltr"])
         return {"n_cltr_u": c, "n_cltr_i": c, "random_state": seed}
     return {**point, "random_state": seed}
+
+
+def search_point(method: str, params: dict) -> dict:
+    """The search point of :func:`surprise_params`'s ``params`` (a tuning's choice, as
+    :class:`TuneResult` holds it): the inverse, ``random_state`` left out."""
+    if method == "knn":
+        return {"k": params["k"]}
+    if method == "coclustering":
+        return {"n_cltr": params["n_cltr_u"]}
+    return {k: v for k, v in params.items() if k != "random_state"}
 
 
 def tune_baseline(method: str, train: RatingData, grid: dict | list[dict], *, seed: int,
@@ -175,7 +191,7 @@ def tune_baseline(method: str, train: RatingData, grid: dict | list[dict], *, se
     if validation is not None:
         def score(point: dict) -> float:
             pred = fit_predict_baseline(method, train, validation,
-                                        params=_surprise_params(method, point, seed),
+                                        params=surprise_params(method, point, seed),
                                         seed=seed).predictions
             return evaluate(pred, validation).overall.rmse
     else:
@@ -184,14 +200,14 @@ def tune_baseline(method: str, train: RatingData, grid: dict | list[dict], *, se
         data = surprise_dataset(train)
 
         def score(point: dict) -> float:
-            out = cross_validate(cls(**_surprise_params(method, point, seed)), data,
+            out = cross_validate(cls(**surprise_params(method, point, seed)), data,
                                  measures=["rmse"], cv=KFold(folds, random_state=seed),
                                  verbose=False)
             return float(np.mean(out["test_rmse"]))
 
     res = widening_search(score, grid, limits=LIMITS, integer=_INTEGER, max_rounds=max_rounds,
                           memo=memo)
-    return TuneResult(_surprise_params(method, res.best, seed), res.score, res.trials,
+    return TuneResult(surprise_params(method, res.best, seed), res.score, res.trials,
                       res.settled)
 
 
