@@ -112,7 +112,8 @@ def tune_split(train: RatingData, study: str, index: int, cache: ResultCache,
     """Every method's choice on the inner split of ``train`` (outer split ``index`` of
     ``study``): ``{method: {"params", "rmse", "settled", "trials", "seconds"}}``; for
     ``ttm_mnar`` (the top-k model, tuned on ``ttm``'s penalties) ``"ndcg"`` in place of
-    ``"rmse"``.
+    ``"rmse"``. ``"seconds"`` is the wall time of the run that finished the search: a
+    search resumed from its stored scores counts only the points it scored itself.
 
     Cached per (study, index, method) under a key holding the grids, the inner
     split's definition, the model and the library version."""

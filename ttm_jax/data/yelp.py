@@ -316,8 +316,6 @@ def read_yelp(
         number), or the filters leave nothing.
       AspectResourcesMissing: ``aspects=True`` without spaCy / its model / nltk / VADER.
     """
-    from sklearn.feature_extraction.text import TfidfVectorizer
-
     for name, v in (("min_city_businesses", min_city_businesses),
                     ("min_business_reviews", min_business_reviews),
                     ("min_user_reviews", min_user_reviews), ("n_terms", n_terms),
@@ -327,12 +325,41 @@ def read_yelp(
             raise ValueError(f"{name}={v} must be an integer >= {lowest}")
     backend = aspect_backend(spacy_model) if aspects else None
     paths = _resolve(folder, business, user, review)
-    rng = np.random.default_rng(seed)
 
-    # Business file: city counts first, then the two business filters.
+    biz, kept_biz = _read_businesses(paths["business"], min_city_businesses,
+                                     min_business_reviews)
+    biz_index = {b: k for k, b in enumerate(kept_biz)}
+    kept = _read_pairs(paths["review"], biz_index, min_user_reviews, tfidf_sample,
+                       np.random.default_rng(seed))
+    terms, vec = _vocabulary(paths["review"], kept.sample, n_terms, ngram_range)
+    aspect_names = () if backend is None else _aspect_names(backend, kept.sample, n_aspects)
+    u_text, b_text = _text_blocks(paths["review"], vec, backend, aspect_names, biz_index,
+                                  kept.row_of_user, chunk_size)
+    u_meta = _user_meta(paths["user"], paths["review"], kept)
+    b_loc, b_cat, cities, cats = _business_covariates(biz, kept_biz)
+
+    term_cols = [f"tfidf:{t}" for t in terms]
+    aspect_cols = [f"aspect:{a}" for a in aspect_names]
+    user_cols = ("elite", "useful", "cool", "funny", *term_cols, *aspect_cols)
+    item_cols = (*(f"city:{c}" for c in cities), *(f"category:{c}" for c in cats),
+                 *term_cols, *aspect_cols)
+    arr = np.asarray(kept.pairs, np.float64).reshape(-1, 3)
+    data = RatingData(
+        np.concatenate([u_meta, *u_text], axis=1),
+        np.concatenate([b_loc, b_cat, *b_text], axis=1),
+        arr[:, 0].astype(np.int32),
+        arr[:, 1].astype(np.int32),
+        arr[:, 2],
+    )
+    return Yelp(data, user_cols, item_cols, kept.raw_users, tuple(kept_biz), terms,
+                aspect_names)
+
+
+def _read_businesses(p: Path, min_city_businesses: int, min_business_reviews: int):
+    """The business file: ``({business_id: (city, categories, review_count)}, kept ids
+    sorted)``, cities counted over every business before the two filters."""
     biz: dict[str, tuple[str, list[str], float]] = {}
     city_count: Counter = Counter()
-    p = paths["business"]
     for lineno, obj in _records(p, ("business_id", "city", "state", "review_count")):
         city = f"{str(obj['city']).strip()}, {str(obj['state']).strip()}"
         count = _number(p, lineno, obj, "review_count")
@@ -348,10 +375,25 @@ def read_yelp(
         raise ValueError(f"{p}: no business passes the filters (min_city_businesses="
                          f"{min_city_businesses}, min_business_reviews={min_business_reviews}); "
                          "lower them")
-    biz_index = {b: k for k, b in enumerate(kept_biz)}
+    return biz, kept_biz
 
-    # Review pass 1: kept pairs (latest review wins) and a reservoir sample of texts.
-    p = paths["review"]
+
+class _KeptPairs(NamedTuple):
+    """The review file's first pass: kept users (sorted raw ids, their rows, the line of
+    each one's first kept review), the ``(row, business, stars)`` pairs sorted, and the
+    text sample the vocabulary is chosen on."""
+
+    raw_users: tuple[str, ...]
+    row_of_user: dict[str, int]
+    first_line: dict[str, int]
+    pairs: list[tuple[int, int, float]]
+    sample: list[str]
+
+
+def _read_pairs(p: Path, biz_index: dict[str, int], min_user_reviews: int,
+                tfidf_sample: int, rng: np.random.Generator) -> _KeptPairs:
+    """Review pass 1: the kept pairs (the latest review's stars win) and a reservoir
+    sample of up to ``tfidf_sample`` review texts."""
     user_index: dict[str, int] = {}
     user_first_line: list[int] = []
     latest: dict[tuple[int, int], tuple[str, float]] = {}
@@ -394,8 +436,15 @@ def read_yelp(
             remap[u] = row_of_user[uid]
     pairs = sorted((int(remap[u]), b, stars) for (u, b), (_, stars) in latest.items()
                    if remap[u] >= 0)
+    first_line = {uid: user_first_line[user_index[uid]] for uid in raw_users}
+    return _KeptPairs(tuple(raw_users), row_of_user, first_line, pairs, sample)
 
-    # Text vocabulary: the n_terms grams with the largest mean tf-idf on the sample.
+
+def _vocabulary(p: Path, sample: list[str], n_terms: int, ngram_range):
+    """The ``n_terms`` grams with the largest mean tf-idf on the sample (sorted), and a
+    vectoriser over exactly them."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
     wide = TfidfVectorizer(ngram_range=tuple(ngram_range), stop_words="english",
                            max_features=max(50 * n_terms, 10_000), dtype=np.float32)
     try:
@@ -413,18 +462,25 @@ def read_yelp(
     # Same sample, same analyser: the wide fit's idf is the one a refit would
     # compute, so take it rather than re-tokenise the sample.
     vec.idf_ = wide.idf_[order]
-    aspect_names: tuple[str, ...] = ()
-    if backend is not None:
-        noun_count: Counter = Counter()
-        for doc in backend.nlp.pipe(sample, batch_size=256):
-            for sent in doc.sents:
-                noun_count.update(_nouns(sent))
-        aspect_names = tuple(a for a, _ in sorted(noun_count.items(),
-                                                  key=lambda kv: (-kv[1], kv[0]))[:n_aspects])
-    del sample
+    return terms, vec
 
-    # Review pass 2: fold each kept review's text into its user's and business's sums.
-    n_u, n_b, n_t, n_a = len(raw_users), len(kept_biz), len(terms), len(aspect_names)
+
+def _aspect_names(backend: _AspectBackend, sample: list[str], n_aspects: int):
+    """The ``n_aspects`` most frequent nouns (spaCy lemmas) of the sample's sentences."""
+    noun_count: Counter = Counter()
+    for doc in backend.nlp.pipe(sample, batch_size=256):
+        for sent in doc.sents:
+            noun_count.update(_nouns(sent))
+    return tuple(a for a, _ in sorted(noun_count.items(),
+                                      key=lambda kv: (-kv[1], kv[0]))[:n_aspects])
+
+
+def _text_blocks(p: Path, vec, backend, aspect_names, biz_index, row_of_user, chunk_size):
+    """Review pass 2: each kept review's text folded into its user's and business's
+    sums, ``chunk_size`` reviews at a time; the per-entity means as ``(user blocks,
+    business blocks)``: tf-idf, then the aspect polarities when ``backend`` is given."""
+    n_u, n_b = len(row_of_user), len(biz_index)
+    n_t, n_a = len(vec.vocabulary_), len(aspect_names)
     # float32 sums: a million users × 300 terms is 1.2 GB, not 2.4.
     u_tf, b_tf = np.zeros((n_u, n_t), np.float32), np.zeros((n_b, n_t), np.float32)
     u_n, b_n = np.zeros(n_u), np.zeros(n_b)
@@ -470,12 +526,14 @@ def read_yelp(
     if backend is not None:
         u_text.append(np.divide(u_as, u_ac, out=np.zeros_like(u_as), where=u_ac > 0))
         b_text.append(np.divide(b_as, b_ac, out=np.zeros_like(b_as), where=b_ac > 0))
+    return u_text, b_text
 
-    # User file: elite and feedback counts of kept users.
-    p = paths["user"]
-    u_meta = np.full((n_u, 4), np.nan)
+
+def _user_meta(p: Path, review_path: Path, kept: _KeptPairs) -> np.ndarray:
+    """The user file: ``[n_users, 4]`` elite and scaled feedback counts of kept users."""
+    u_meta = np.full((len(kept.raw_users), 4), np.nan)
     for lineno, obj in _records(p, ("user_id",)):
-        r = row_of_user.get(obj["user_id"])
+        r = kept.row_of_user.get(obj["user_id"])
         if r is None:
             continue
         u_meta[r, 0] = _is_elite(obj.get("elite"))
@@ -486,44 +544,33 @@ def read_yelp(
                                  "counts must be >= 0")
     absent = np.flatnonzero(np.isnan(u_meta[:, 0]))
     if absent.size:
-        uid = raw_users[absent[0]]
+        uid = kept.raw_users[absent[0]]
         raise ValueError(
-            f"{p}: user_id {uid!r} (first review on line {user_first_line[user_index[uid]]} of "
-            f"{paths['review']}) has no line in the user file, and {absent.size - 1} more; "
+            f"{p}: user_id {uid!r} (first review on line {kept.first_line[uid]} of "
+            f"{review_path}) has no line in the user file, and {absent.size - 1} more; "
             "use the user file of the same Yelp release"
         )
     logs = np.log1p(u_meta[:, 1:])
     top = logs.max(axis=0)
     u_meta[:, 1:] = logs / np.where(top > 0, top, 1.0)
+    return u_meta
 
-    # Business covariates: one-hot city and categories.
+
+def _business_covariates(biz, kept_biz):
+    """One-hot city ``[n_businesses, n_cities]`` and categories ``[n_businesses,
+    n_categories]`` (most frequent first), with the city and category names."""
     cities = sorted({biz[b][0] for b in kept_biz})
     cat_count = Counter(c for b in kept_biz for c in biz[b][1])
     cats = sorted(cat_count, key=lambda c: (-cat_count[c], c))
     city_col = {c: k for k, c in enumerate(cities)}
     cat_col = {c: k for k, c in enumerate(cats)}
-    b_loc = np.zeros((n_b, len(cities)))
-    b_cat = np.zeros((n_b, len(cats)))
+    b_loc = np.zeros((len(kept_biz), len(cities)))
+    b_cat = np.zeros((len(kept_biz), len(cats)))
     for k, b in enumerate(kept_biz):
         b_loc[k, city_col[biz[b][0]]] = 1.0
         for c in biz[b][1]:
             b_cat[k, cat_col[c]] = 1.0
-
-    term_cols = [f"tfidf:{t}" for t in terms]
-    aspect_cols = [f"aspect:{a}" for a in aspect_names]
-    user_cols = ("elite", "useful", "cool", "funny", *term_cols, *aspect_cols)
-    item_cols = (*(f"city:{c}" for c in cities), *(f"category:{c}" for c in cats),
-                 *term_cols, *aspect_cols)
-    arr = np.asarray(pairs, np.float64).reshape(-1, 3)
-    data = RatingData(
-        np.concatenate([u_meta, *u_text], axis=1),
-        np.concatenate([b_loc, b_cat, *b_text], axis=1),
-        arr[:, 0].astype(np.int32),
-        arr[:, 1].astype(np.int32),
-        arr[:, 2],
-    )
-    return Yelp(data, user_cols, item_cols, tuple(raw_users), tuple(kept_biz), terms,
-                aspect_names)
+    return b_loc, b_cat, cities, cats
 
 
 def load_yelp(folder: str | Path | None = None, **kwargs) -> RatingData:
