@@ -182,13 +182,74 @@ def capped_choices(method, tuned) -> list[tuple[str, object, int]]:
     return out
 
 
+#: Why a walk past a cap cannot go beyond a value, per ``(parameter, direction)``: the
+#: model class stops growing there. An n × m matrix has rank at most min(n, m), and with
+#: the penalty on both factors any rank from there on has the same optimum (the
+#: nuclear-norm problem; Srebro, Rennie and Jaakkola, NIPS 2004), so more factors add
+#: nothing; co-clusters are at most min(n, m); a user has at most n − 1 neighbours; one
+#: epoch is the fewest.
+NATURAL_LIMITS = {("n_factors", 1): "rank min(n, m)", ("n_cltr", 1): "min(n, m) clusters",
+                  ("k", 1): "n − 1 neighbours", ("n_epochs", -1): "one epoch"}
+
+
+#: A doubling that changes the tuning RMSE by less than this has reached the fit's
+#: fixed point: scikit-surprise's SGD visits the ratings in the same order every epoch,
+#: so once it has converged, more epochs return the same predictions. Far below the
+#: table's precision (three decimals), so a walk ends there, converged.
+CONVERGED = 1e-6
+
+
+def natural_limit(param: str, direction: int, setting) -> int | None:
+    """The value a walk from a cap of ``param`` (``direction`` +1 up, −1 down) stops at,
+    for ``setting`` = (n users, m items, d); ``None`` where there is none (step sizes,
+    penalties, epochs upward). See :data:`NATURAL_LIMITS`."""
+    n, m = setting[0], setting[1]
+    return {("n_factors", 1): min(n, m), ("n_cltr", 1): min(n, m), ("k", 1): n - 1,
+            ("n_epochs", -1): 1}.get((param, direction))
+
+
+def walk_past_cap(value, value_score: float, direction: int, score, steps: int,
+                  limit=None) -> tuple[list, str]:
+    """From a choice ``value`` at a cap (tuning RMSE ``value_score``), double it
+    (``direction`` +1) or halve it (−1), integers rounded, clipped at ``limit``, while
+    ``score(v)`` improves, ``steps`` steps at most.
+
+    Returns ``(walk, end)``: ``walk`` the ``(value, score)`` pairs from the cap on, and
+    ``end`` why it stopped: ``"converged"`` (the last step changed the score by under
+    :data:`CONVERGED`: the fit no longer changes), ``"worse"`` (it scored worse than the
+    one before), ``"limit"`` (it reached ``limit`` still improving), ``"steps"`` (``steps``
+    taken, still improving) or ``"missing"`` (``score`` returned ``None``: a step not
+    cached, under ``--cached-only``)."""
+    walk = [(value, value_score)]
+    while len(walk) <= steps:
+        last = walk[-1][0]
+        if limit is not None and (last >= limit if direction > 0 else last <= limit):
+            return walk, "limit"
+        v = last * 2 if direction > 0 else last / 2
+        v = int(round(v)) if isinstance(value, int) else v
+        if limit is not None:
+            v = min(v, limit) if direction > 0 else max(v, limit)
+        out = score(v)
+        if out is None:
+            return walk, "missing"
+        walk.append((v, out))
+        if abs(walk[-2][1] - out) < CONVERGED:
+            return walk, "converged"
+        if out >= walk[-2][1]:
+            return walk, "worse"
+    if limit is not None and walk[-1][0] == limit:
+        return walk, "limit"
+    return walk, "steps"
+
+
 def check_caps(plan: Plan, settings, methods, out_dir: Path, steps: int = 1, reps: int = 1,
                cached_only: bool = False, log=print) -> list[dict]:
     """For every competitor tuning (replication 0's) whose choice sits at a cap: the
     tuning score past the cap, the other values at their choices, scored exactly as the
     search scored its candidates (the same hold-out or folds, seed and call), walking on
     by doubling (or halving, at a lower cap) while the score improves, ``steps`` steps at
-    most. A worse score on the first step: the choice is interior after all (a worse
+    most and never past the method's natural limit (:func:`walk_past_cap`,
+    :func:`natural_limit`). A worse score on the first step: the choice is interior after all (a worse
     value tried on each side). Better: the cap binds; the walk then says how far the
     optimum lies past it and what it gains, and a margin over that method is an upper
     bound, so replications ``0 … reps − 1`` are refitted at the walk's best value and
@@ -205,6 +266,11 @@ def check_caps(plan: Plan, settings, methods, out_dir: Path, steps: int = 1, rep
         train = train_test(s, s_idx, 0, plan.n_ratings).train
         return tune_surprise(m, train, {k: [x] for k, x in point.items()}, plan.folds,
                              1000 * s_idx)["tuning_rmse"]
+
+    def cap_score(m, s, s_idx, name, chosen, param, v):
+        point = {**chosen, param: v}
+        return obtain(f"cap-{name[len('tune-'):]}-{param}-{v}", {**plan.key(m), "point": point},
+                      functools.partial(tuning_score, m, s, s_idx, point))
 
     def test_score(m, s, s_idx, r, params):
         split = train_test(s, s_idx, r, plan.n_ratings)
@@ -223,27 +289,22 @@ def check_caps(plan: Plan, settings, methods, out_dir: Path, steps: int = 1, rep
                 continue
             chosen = search_point(m, tuned["params"])
             for param, value, direction in capped_choices(m, tuned):
-                walk, cut = [(value, tuned["tuning_rmse"])], False
-                while len(walk) <= steps:
-                    v = walk[-1][0] * 2 if direction > 0 else walk[-1][0] / 2
-                    v = int(round(v)) if isinstance(value, int) else v
-                    point = {**chosen, param: v}
-                    score = obtain(f"cap-{name[len('tune-'):]}-{param}-{v}",
-                                   {**plan.key(m), "point": point},
-                                   functools.partial(tuning_score, m, s, s_idx, point))
-                    if score is None:
-                        cut = True  # --cached-only, and this step was never run
-                        break
-                    walk.append((v, score))
-                    log(f"{name}: {param} {v}: tuning RMSE {score:.4f} (at the cap {value}: "
-                        f"{tuned['tuning_rmse']:.4f})")
-                    if score >= walk[-2][1]:
-                        break
-                best = min(walk, key=lambda vs: vs[1])
+                limit = natural_limit(param, direction, s)
+                walk, end = walk_past_cap(
+                    value, tuned["tuning_rmse"], direction,
+                    functools.partial(cap_score, m, s, s_idx, name, chosen, param), steps, limit)
+                log(f"{name}: {param} at the cap {value}, then past it: "
+                    + ", ".join(f"{v:g}: {e:.4f}" for v, e in walk))
+                cut = end == "missing"
+                # Converged: the last doubling changed nothing, so the value before it is
+                # the same fit at half the cost.
+                best = min(walk[:-1] if end == "converged" else walk, key=lambda vs: vs[1])
                 row = dict(setting=list(s), method=m, parameter=param, cap=value,
                            chosen_rmse=tuned["tuning_rmse"], walk=walk,
                            binds=best[0] != value, best=best[0], best_rmse=best[1],
-                           settled=len(walk) > 1 and walk[-1][1] >= walk[-2][1],
+                           settled=end == "worse", at_limit=end == "limit", limit=limit,
+                           converged=end == "converged",
+                           limit_why=NATURAL_LIMITS.get((param, direction)),
                            cut_short=cut, test_rmse=[], table_rmse=[], reps=[])
                 if row["binds"]:
                     # What the row would read at the better value: each replication refitted
@@ -277,6 +338,10 @@ def check_caps(plan: Plan, settings, methods, out_dir: Path, steps: int = 1, rep
             verdict = (f"the cap binds: best {r['best']:g} "
                        f"({r['best_rmse'] - r['chosen_rmse']:+.4f}), "
                        + ("worse past it" if r["settled"] else
+                          f"converged (the last doubling changed it by under {CONVERGED:g})"
+                          if r["converged"] else
+                          f"still improving up to its natural limit {r['limit']:g} "
+                          f"({r['limit_why']})" if r["at_limit"] else
                           f"still improving after {len(r['walk']) - 1} step(s)"
                           + (" (no further step cached)" if r["cut_short"] else "")))
         test = ("" if not r["binds"] else "not refitted" if not r["reps"] else
@@ -598,7 +663,7 @@ def main(argv=None):
         raise ValueError(f"--methods has unknown {bad}; choose from {list(METHODS)}")
     model_cfg, train_cfg, lambdas = ModelConfig(), TrainConfig(), PAPER_LAMBDAS
     if args.quick:
-        settings, reps, n_ratings = [QUICK_SETTING], args.reps or 1, QUICK_RATINGS
+        settings, reps, n_ratings = [QUICK_SETTING], 1 if args.reps is None else args.reps, QUICK_RATINGS
         grids, folds, tune_once = QUICK_GRIDS, 2, QUICK_TUNE_ONCE
         model_cfg = ModelConfig(hidden=(16,))
         train_cfg = TrainConfig(batch_size=512, max_epochs=20, eval_every_epochs=5, patience=2)
@@ -624,9 +689,10 @@ def main(argv=None):
             train_cfg = train_cfg.replace(max_epochs=args.ttm_max_epochs)
         if args.ttm_max_seconds:
             train_cfg = train_cfg.replace(max_seconds=args.ttm_max_seconds)
-    if reps < 1 or folds < 0 or folds == 1:
-        raise ValueError(f"--reps={reps} must be >= 1 and --cv-folds={folds} 0 (hold-out) "
-                         "or >= 2")
+    # With --check-caps, --reps 0 walks past the caps and refits nothing.
+    if reps < (0 if args.check_caps else 1) or folds < 0 or folds == 1:
+        raise ValueError(f"--reps={reps} must be >= 1 (>= 0 with --check-caps: no refits) "
+                         f"and --cv-folds={folds} 0 (hold-out) or >= 2")
 
     notes = [
         "Command: `python benchmarks/table1.py " + " ".join(argv if argv is not None

@@ -9,6 +9,8 @@ import jax
 import numpy as np
 import pytest
 from flax import nnx
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ttm_jax import ModelConfig, TrainConfig, fit, init_model
 from ttm_jax.data.holder import make_holder_synthetic
@@ -344,6 +346,68 @@ def test_a_choice_at_a_search_cap_is_scored_past_it_until_the_score_worsens(
     more = table1.main([*common, "--check-caps", "3", "--cached-only", "--reps", "2",
                         "--out-dir", str(tmp_path / "o")])
     assert more[0]["reps"] == [0] and more[0]["test_rmse"] == row["test_rmse"]
+    # --reps 0: the walk alone, no replication refitted or reported.
+    (walk_only,) = table1.main([*common, "--check-caps", "3", "--cached-only", "--reps", "0",
+                                "--out-dir", str(tmp_path / "o")])
+    assert walk_only["walk"] == row["walk"] and walk_only["reps"] == []
+    assert "| not refitted |" in (tmp_path / "o" / "table1_caps.md").read_text()
+
+
+
+def test_a_walk_past_a_cap_stops_at_the_methods_natural_limit(table1):
+    # rSVD's rank at n = m = 3000, still improving: 800, 1600, then full rank 3000,
+    # where the model class stops growing, not 3200.
+    calls, full_rank = [], table1.natural_limit("n_factors", 1, (3000, 3000, 30))
+    walk, end = table1.walk_past_cap(400, 2.1174, +1, lambda v: calls.append(v) or 2.1 - v / 1e5,
+                                     steps=10, limit=full_rank)
+    assert [v for v, _ in walk] == [400, 800, 1600, 3000] == [400, *calls] and end == "limit"
+    # Epochs at a lower cap of 5 halve to 2, then 1, and stop there.
+    walk, end = table1.walk_past_cap(5, 1.0, -1, lambda v: 1.0 - 1 / v, steps=10,
+                                     limit=table1.natural_limit("n_epochs", -1, (200, 200, 20)))
+    assert [v for v, _ in walk] == [5, 2, 1] and end == "limit"
+    # rSVD's epochs in setting 3 (the scores its walk measured): 6400 gains 8.5e-7 on
+    # 3200, so the fit has stopped changing and the walk ends there, converged; so
+    # does one whose last step is worse by as little.
+    scores = {1600: 1.8606855, 3200: 1.8606350, 6400: 1.8606342, 12800: 1.8606342}
+    walk, end = table1.walk_past_cap(800, 1.8610170, +1, scores.get, steps=10)
+    assert [v for v, _ in walk] == [800, 1600, 3200, 6400] and end == "converged"
+    walk, end = table1.walk_past_cap(800, 1.8610170, +1, {**scores, 6400: 1.8606355}.get, 10)
+    assert [v for v, _ in walk] == [800, 1600, 3200, 6400] and end == "converged"
+    # Step sizes and epochs upward have none.
+    assert table1.natural_limit("lr_all", -1, (3000, 3000, 30)) is None
+    assert table1.natural_limit("n_epochs", 1, (3000, 3000, 30)) is None
+
+
+@settings(max_examples=200)
+@given(start=st.integers(1, 64), limit=st.none() | st.integers(1, 5000),
+       steps=st.integers(1, 6),
+       scores=st.lists(st.floats(0.5, 2.0) | st.sampled_from([1.0, 1.0 - 5e-7, 1.0 - 2e-6]),
+                       min_size=7, max_size=7))
+def test_a_walk_past_a_cap_doubles_while_the_score_improves(table1, start, limit, steps, scores):
+    asked = []
+
+    def score(v):
+        asked.append(v)
+        return scores[len(asked)]
+
+    walk, end = table1.walk_past_cap(start, scores[0], +1, score, steps, limit)
+    values, rmse = [v for v, _ in walk], [e for _, e in walk]
+    assert values[0] == start and len(walk) <= steps + 1 and values == [start, *asked]
+    for a, b in zip(values, values[1:]):
+        assert b == (2 * a if limit is None else min(2 * a, limit)) and b > a
+    assert all(b < a for a, b in zip(rmse, rmse[1:-1]))  # every step but the last improved
+    assert all(a - b >= table1.CONVERGED for a, b in zip(rmse, rmse[1:-1]))
+    improving = len(walk) == 1 or rmse[-1] < rmse[-2]
+    if end == "worse":
+        assert not improving and rmse[-1] - rmse[-2] >= table1.CONVERGED
+    elif end == "converged":
+        assert abs(rmse[-2] - rmse[-1]) < table1.CONVERGED
+    elif end == "limit":
+        assert improving and values[-1] >= limit
+    else:
+        assert end == "steps" and improving and len(walk) == steps + 1
+    if end != "converged" and len(walk) > 1:
+        assert abs(rmse[-1] - rmse[-2]) >= table1.CONVERGED
 
 
 def test_the_search_limits_are_part_of_the_cached_protocol(table1):
@@ -391,7 +455,8 @@ def test_adamw_decay_is_chosen_from_a_vmapped_grid_like_any_lambda(table1):
                                         (["--methods", "ttm,foo"], "--methods"),
                                         (["--ttm-lambdas", "1e-3,x"], "--ttm-lambdas"),
                                         (["--ttm-lambdas", "-1"], "--ttm-lambdas"),
-                                        (["--check-caps", "-2"], "--check-caps")])
+                                        (["--check-caps", "-2"], "--check-caps"),
+                                        (["--reps", "0"], "--reps")])
 def test_benchmark_bad_flags_raise(table1, tmp_path, argv, word):
     with pytest.raises(ValueError, match=word):
         table1.main([*argv, "--out-dir", str(tmp_path), "--cache", str(tmp_path / "c")])
