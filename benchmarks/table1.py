@@ -188,8 +188,12 @@ def capped_choices(method, tuned) -> list[tuple[str, object, int]]:
 #: nuclear-norm problem; Srebro, Rennie and Jaakkola, NIPS 2004), so more factors add
 #: nothing; co-clusters are at most min(n, m); a user has at most n − 1 neighbours; one
 #: epoch is the fewest.
-NATURAL_LIMITS = {("n_factors", 1): "rank min(n, m)", ("n_cltr", 1): "min(n, m) clusters",
-                  ("k", 1): "n − 1 neighbours", ("n_epochs", -1): "one epoch"}
+NATURAL_LIMITS = {
+    ("n_factors", 1): ("rank min(n, m)", lambda n, m: min(n, m)),
+    ("n_cltr", 1): ("min(n, m) clusters", lambda n, m: min(n, m)),
+    ("k", 1): ("n − 1 neighbours", lambda n, m: n - 1),
+    ("n_epochs", -1): ("one epoch", lambda n, m: 1),
+}
 
 
 #: A doubling that changes the tuning RMSE by less than this has reached the fit's
@@ -199,13 +203,15 @@ NATURAL_LIMITS = {("n_factors", 1): "rank min(n, m)", ("n_cltr", 1): "min(n, m) 
 CONVERGED = 1e-6
 
 
-def natural_limit(param: str, direction: int, setting) -> int | None:
-    """The value a walk from a cap of ``param`` (``direction`` +1 up, −1 down) stops at,
-    for ``setting`` = (n users, m items, d); ``None`` where there is none (step sizes,
-    penalties, epochs upward). See :data:`NATURAL_LIMITS`."""
-    n, m = setting[0], setting[1]
-    return {("n_factors", 1): min(n, m), ("n_cltr", 1): min(n, m), ("k", 1): n - 1,
-            ("n_epochs", -1): 1}.get((param, direction))
+def natural_limit(param: str, direction: int, setting) -> tuple[int | None, str | None]:
+    """``(value, why)``: the value a walk from a cap of ``param`` (``direction`` +1 up, −1
+    down) stops at, for ``setting`` = (n users, m items, d), and the reason;
+    ``(None, None)`` where there is none (step sizes, penalties, epochs upward). See
+    :data:`NATURAL_LIMITS`."""
+    if (param, direction) not in NATURAL_LIMITS:
+        return None, None
+    why, value = NATURAL_LIMITS[(param, direction)]
+    return value(setting[0], setting[1]), why
 
 
 def walk_past_cap(value, value_score: float, direction: int, score, steps: int,
@@ -269,8 +275,12 @@ def check_caps(plan: Plan, settings, methods, out_dir: Path, steps: int = 1, rep
 
     def cap_score(m, s, s_idx, name, chosen, param, v):
         point = {**chosen, param: v}
-        return obtain(f"cap-{name[len('tune-'):]}-{param}-{v}", {**plan.key(m), "point": point},
-                      functools.partial(tuning_score, m, s, s_idx, point))
+        out = obtain(f"cap-{name[len('tune-'):]}-{param}-{v}", {**plan.key(m), "point": point},
+                     functools.partial(tuning_score, m, s, s_idx, point))
+        # Each step as it arrives: one past a cap can take half an hour.
+        log(f"{name}: {param} {v:g}: "
+            + ("not cached" if out is None else f"tuning RMSE {out:.4f}"))
+        return out
 
     def test_score(m, s, s_idx, r, params):
         split = train_test(s, s_idx, r, plan.n_ratings)
@@ -289,23 +299,20 @@ def check_caps(plan: Plan, settings, methods, out_dir: Path, steps: int = 1, rep
                 continue
             chosen = search_point(m, tuned["params"])
             for param, value, direction in capped_choices(m, tuned):
-                limit = natural_limit(param, direction, s)
+                limit, limit_why = natural_limit(param, direction, s)
                 walk, end = walk_past_cap(
                     value, tuned["tuning_rmse"], direction,
                     functools.partial(cap_score, m, s, s_idx, name, chosen, param), steps, limit)
                 log(f"{name}: {param} at the cap {value}, then past it: "
-                    + ", ".join(f"{v:g}: {e:.4f}" for v, e in walk))
-                cut = end == "missing"
+                    + ", ".join(f"{v:g}: {e:.4f}" for v, e in walk) + f" (ended: {end})")
                 # Converged: the last doubling changed nothing, so the value before it is
                 # the same fit at half the cost.
                 best = min(walk[:-1] if end == "converged" else walk, key=lambda vs: vs[1])
                 row = dict(setting=list(s), method=m, parameter=param, cap=value,
                            chosen_rmse=tuned["tuning_rmse"], walk=walk,
                            binds=best[0] != value, best=best[0], best_rmse=best[1],
-                           settled=end == "worse", at_limit=end == "limit", limit=limit,
-                           converged=end == "converged",
-                           limit_why=NATURAL_LIMITS.get((param, direction)),
-                           cut_short=cut, test_rmse=[], table_rmse=[], reps=[])
+                           end=end, limit=limit, limit_why=limit_why,
+                           test_rmse=[], table_rmse=[], reps=[])
                 if row["binds"]:
                     # What the row would read at the better value: each replication refitted
                     # and scored on test as run_one does, beside the table's own runs.
@@ -337,13 +344,13 @@ def check_caps(plan: Plan, settings, methods, out_dir: Path, steps: int = 1, rep
         else:
             verdict = (f"the cap binds: best {r['best']:g} "
                        f"({r['best_rmse'] - r['chosen_rmse']:+.4f}), "
-                       + ("worse past it" if r["settled"] else
+                       + ("worse past it" if r["end"] == "worse" else
                           f"converged (the last doubling changed it by under {CONVERGED:g})"
-                          if r["converged"] else
+                          if r["end"] == "converged" else
                           f"still improving up to its natural limit {r['limit']:g} "
-                          f"({r['limit_why']})" if r["at_limit"] else
+                          f"({r['limit_why']})" if r["end"] == "limit" else
                           f"still improving after {len(r['walk']) - 1} step(s)"
-                          + (" (no further step cached)" if r["cut_short"] else "")))
+                          + (" (no further step cached)" if r["end"] == "missing" else "")))
         test = ("" if not r["binds"] else "not refitted" if not r["reps"] else
                 f"{_fmt(*mean_se(r['table_rmse']))} → {_fmt(*mean_se(r['test_rmse']))} "
                 f"({_reps_text(r['reps'])})")

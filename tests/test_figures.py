@@ -253,7 +253,7 @@ def test_results_md_caps_table_is_what_check_caps_reports_from_the_committed_cac
     # Every choice on a cap was walked past it to an end: a worse value (interior),
     # a fit that no longer changes, or the method's natural limit.
     assert rows and all(len(r["walk"]) > 1 for r in rows)
-    assert all(r["settled"] or r["converged"] or r["at_limit"] for r in rows)
+    assert all(r["end"] in ("worse", "converged", "limit") for r in rows)
 
 
 # --- MovieLens-100K ---------------------------------------------------------------

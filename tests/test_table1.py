@@ -321,7 +321,7 @@ def test_a_choice_at_a_search_cap_is_scored_past_it_until_the_score_worsens(
     steps, scores = zip(*row["walk"])
     assert steps == (0.01, 0.005, 0.0025)[:len(steps)] and len(steps) >= 2
     assert scores[1] < scores[0] and row["binds"] and row["best"] == 0.005
-    assert row["settled"] == (scores[-1] >= scores[-2])
+    assert (row["end"] == "worse") == (scores[-1] >= scores[-2])
     # Each score past the cap is the tuning's own measure (--quick: 2-fold CV on
     # replication 0's training set), computed here directly with scikit-surprise.
     train = table1.train_test(table1.QUICK_SETTING, 0, 0, table1.QUICK_RATINGS).train
@@ -353,17 +353,18 @@ def test_a_choice_at_a_search_cap_is_scored_past_it_until_the_score_worsens(
     assert "| not refitted |" in (tmp_path / "o" / "table1_caps.md").read_text()
 
 
-
 def test_a_walk_past_a_cap_stops_at_the_methods_natural_limit(table1):
     # rSVD's rank at n = m = 3000, still improving: 800, 1600, then full rank 3000,
     # where the model class stops growing, not 3200.
-    calls, full_rank = [], table1.natural_limit("n_factors", 1, (3000, 3000, 30))
+    full_rank, why = table1.natural_limit("n_factors", 1, (3000, 3000, 30))
+    assert (full_rank, why) == (3000, "rank min(n, m)")
+    calls = []
     walk, end = table1.walk_past_cap(400, 2.1174, +1, lambda v: calls.append(v) or 2.1 - v / 1e5,
                                      steps=10, limit=full_rank)
     assert [v for v, _ in walk] == [400, 800, 1600, 3000] == [400, *calls] and end == "limit"
     # Epochs at a lower cap of 5 halve to 2, then 1, and stop there.
     walk, end = table1.walk_past_cap(5, 1.0, -1, lambda v: 1.0 - 1 / v, steps=10,
-                                     limit=table1.natural_limit("n_epochs", -1, (200, 200, 20)))
+                                     limit=table1.natural_limit("n_epochs", -1, (200, 200, 20))[0])
     assert [v for v, _ in walk] == [5, 2, 1] and end == "limit"
     # rSVD's epochs in setting 3 (the scores its walk measured): 6400 gains 8.5e-7 on
     # 3200, so the fit has stopped changing and the walk ends there, converged; so
@@ -374,8 +375,8 @@ def test_a_walk_past_a_cap_stops_at_the_methods_natural_limit(table1):
     walk, end = table1.walk_past_cap(800, 1.8610170, +1, {**scores, 6400: 1.8606355}.get, 10)
     assert [v for v, _ in walk] == [800, 1600, 3200, 6400] and end == "converged"
     # Step sizes and epochs upward have none.
-    assert table1.natural_limit("lr_all", -1, (3000, 3000, 30)) is None
-    assert table1.natural_limit("n_epochs", 1, (3000, 3000, 30)) is None
+    assert table1.natural_limit("lr_all", -1, (3000, 3000, 30)) == (None, None)
+    assert table1.natural_limit("n_epochs", 1, (3000, 3000, 30)) == (None, None)
 
 
 @settings(max_examples=200)

@@ -179,6 +179,13 @@ def test_user_missing_from_user_file(tmp_path):
         read_yelp(tmp_path, n_terms=5, **FILTERS)
 
 
+def test_a_missing_user_is_named_with_its_own_first_line_whatever_the_order(tmp_path):
+    # u2 reviews first but sorts second: the line must follow the user, not the order.
+    write(tmp_path, reviews=[REVIEWS[2], *REVIEWS[:2], *REVIEWS[3:]], users=USERS[:1])
+    with pytest.raises(ValueError, match="user_id 'u2'.*line 1 of .*review"):
+        read_yelp(tmp_path, n_terms=5, **FILTERS)
+
+
 def test_filters_that_leave_nothing(tmp_path):
     with pytest.raises(ValueError, match="no business passes the filters"):
         read_yelp(write(tmp_path), min_city_businesses=10)

@@ -380,12 +380,12 @@ def _read_businesses(p: Path, min_city_businesses: int, min_business_reviews: in
 
 class _KeptPairs(NamedTuple):
     """The review file's first pass: kept users (sorted raw ids, their rows, the line of
-    each one's first kept review), the ``(row, business, stars)`` pairs sorted, and the
-    text sample the vocabulary is chosen on."""
+    each one's first kept review ``[n_users]``, by row), the ``(row, business, stars)``
+    pairs sorted, and the text sample the vocabulary is chosen on."""
 
     raw_users: tuple[str, ...]
     row_of_user: dict[str, int]
-    first_line: dict[str, int]
+    first_line: np.ndarray
     pairs: list[tuple[int, int, float]]
     sample: list[str]
 
@@ -436,7 +436,9 @@ def _read_pairs(p: Path, biz_index: dict[str, int], min_user_reviews: int,
             remap[u] = row_of_user[uid]
     pairs = sorted((int(remap[u]), b, stars) for (u, b), (_, stars) in latest.items()
                    if remap[u] >= 0)
-    first_line = {uid: user_first_line[user_index[uid]] for uid in raw_users}
+    # By row, not by id: a dict over every kept user would cost more than the pairs.
+    first_line = np.empty(len(raw_users), np.int64)
+    first_line[remap[keep_user]] = np.asarray(user_first_line, np.int64)[keep_user]
     return _KeptPairs(tuple(raw_users), row_of_user, first_line, pairs, sample)
 
 
@@ -546,7 +548,7 @@ def _user_meta(p: Path, review_path: Path, kept: _KeptPairs) -> np.ndarray:
     if absent.size:
         uid = kept.raw_users[absent[0]]
         raise ValueError(
-            f"{p}: user_id {uid!r} (first review on line {kept.first_line[uid]} of "
+            f"{p}: user_id {uid!r} (first review on line {kept.first_line[absent[0]]} of "
             f"{review_path}) has no line in the user file, and {absent.size - 1} more; "
             "use the user file of the same Yelp release"
         )
