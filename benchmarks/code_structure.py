@@ -6,8 +6,9 @@ table: lines (all, and non-blank non-comment), modules, the longest module and
 function, import cycles between our modules, private names imported from
 another module, and the size of ``ttm_jax.__all__``.
 
-Run:  python benchmarks/code_structure.py                 # the working tree
-      python benchmarks/code_structure.py --rev 7b701df   # any commit
+Run:  python benchmarks/code_structure.py                         # the working tree
+      python benchmarks/code_structure.py --rev 7b701df           # any commit
+      python benchmarks/code_structure.py --rev 7b701df aa6d598   # one column each
 """
 
 from __future__ import annotations
@@ -131,23 +132,39 @@ def measure(rev: str | None) -> dict:
     }
 
 
-def main(argv=None) -> dict:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--rev", default=None, help="a git revision (default: the working tree)")
-    m = measure(ap.parse_args(argv).rev)
-    print(f"| {m['revision']} | |\n|---|---|")
-    for pkg in PACKAGES:
-        print(f"| lines in {pkg}/ (non-blank, non-comment) | {m['lines'][pkg]:,} "
-              f"({m['code_lines'][pkg]:,}) in {m['modules'][pkg]} modules |")
-    print(f"| longest module | {m['longest_module'][0]} ({m['longest_module'][1]} lines) |")
-    print(f"| longest function | {m['longest_function'][1]} ({m['longest_function'][0]} lines) |")
-    print(f"| import cycles | {len(m['cycles'])}"
-          + (": " + "; ".join(" ↔ ".join(c) for c in m["cycles"]) if m["cycles"] else "") + " |")
-    print(f"| private names imported from another module | {len(m['private_imports'])}"
-          + (": " + ", ".join(m["private_imports"]) if m["private_imports"] else "") + " |")
-    print(f"| names in ttm_jax.__all__ | {m['public_names']} |")
-    return m
+def rows(m: dict) -> list[tuple[str, str]]:
+    """``(label, cell)`` per figure of one :func:`measure`, in the table's order."""
+    out = [(f"lines in {pkg}/ (non-blank, non-comment)",
+            f"{m['lines'][pkg]:,} ({m['code_lines'][pkg]:,}) in {m['modules'][pkg]} modules")
+           for pkg in PACKAGES]
+    return out + [
+        ("longest module", f"{m['longest_module'][0]} ({m['longest_module'][1]} lines)"),
+        ("longest function", f"{m['longest_function'][1]} ({m['longest_function'][0]} lines)"),
+        ("import cycles", f"{len(m['cycles'])}" + (
+            ": " + "; ".join(" ↔ ".join(c) for c in m["cycles"]) if m["cycles"] else "")),
+        ("private names imported from another module", f"{len(m['private_imports'])}" + (
+            ": " + ", ".join(m["private_imports"]) if m["private_imports"] else "")),
+        ("names in ttm_jax.__all__", f"{m['public_names']}"),
+    ]
 
+
+def table(measures: list[dict]) -> str:
+    """A Markdown table with one column per :func:`measure`."""
+    cols = [rows(m) for m in measures]
+    lines = ["| | " + " | ".join(m["revision"] for m in measures) + " |",
+             "|---|" + "---|" * len(measures)]
+    lines += ["| " + " | ".join([label, *(c[i][1] for c in cols)]) + " |"
+              for i, (label, _) in enumerate(cols[0])]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> list[dict]:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rev", nargs="*", default=None,
+                    help="git revisions, one column each (default: the working tree)")
+    measures = [measure(r) for r in (ap.parse_args(argv).rev or [None])]
+    print(table(measures), end="")
+    return measures
 
 if __name__ == "__main__":
     main()

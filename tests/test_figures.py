@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import subprocess
 import sys
 from collections import defaultdict
 from pathlib import Path
@@ -25,6 +26,7 @@ README = (ROOT / "README.md").read_text()
 RESULTS_MD = (ROOT / "benchmarks" / "RESULTS.md").read_text()
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
+import code_structure  # noqa: E402
 import table1  # noqa: E402
 from common import mean_se  # noqa: E402
 
@@ -285,3 +287,18 @@ def test_the_readme_movielens_figures_are_the_published_runs():
     for m in ("ttm_ensemble", "ttm_tuned"):
         assert f"{_mean(cold[m]['cold_user']):.4f}" in bullet, m
     assert ml["meta"]["command"] in bullet
+
+
+# --- code structure ---------------------------------------------------------------
+
+
+def test_results_md_code_structure_table_is_what_code_structure_measures():
+    section = _section(RESULTS_MD, "## 9. Code structure")
+    revs = re.search(r"code_structure\.py --rev ([0-9a-f ]+)\n", section).group(1).split()
+    shallow = [r for r in revs if subprocess.run(
+        ["git", "-C", str(ROOT), "cat-file", "-e", f"{r}^{{commit}}"],
+        capture_output=True).returncode != 0]
+    if shallow:
+        pytest.skip(f"revisions {shallow} are not in this checkout (a shallow clone?); "
+                    "clone with full history to check the table")
+    assert code_structure.table([code_structure.measure(r) for r in revs]) in section
