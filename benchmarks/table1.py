@@ -46,10 +46,13 @@ import dataclasses
 import functools
 import json
 import math
+import multiprocessing
 import resource
 import shutil
+import site
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import NamedTuple
 
@@ -248,8 +251,16 @@ def walk_past_cap(value, value_score: float, direction: int, score, steps: int,
     return walk, "steps"
 
 
+def cap_refit(m: str, s, s_idx: int, r: int, n_ratings: int, params: dict) -> float:
+    """Test RMSE of method ``m`` refitted with surprise ``params`` on replication ``r`` of
+    setting ``s``: the run the table makes (its split, its seed ``1000 s_idx + r``), at
+    other values."""
+    split = train_test(s, s_idx, r, n_ratings)
+    return score_surprise(m, params, split.train, split.test, 1000 * s_idx + r)
+
+
 def check_caps(plan: Plan, settings, methods, out_dir: Path, steps: int = 1, reps: int = 1,
-               cached_only: bool = False, log=print) -> list[dict]:
+               cached_only: bool = False, jobs: int = 1, log=print) -> list[dict]:
     """For every competitor tuning (replication 0's) whose choice sits at a cap: the
     tuning score past the cap, the other values at their choices, scored exactly as the
     search scored its candidates (the same hold-out or folds, seed and call), walking on
@@ -259,9 +270,10 @@ def check_caps(plan: Plan, settings, methods, out_dir: Path, steps: int = 1, rep
     value tried on each side). Better: the cap binds; the walk then says how far the
     optimum lies past it and what it gains, and a margin over that method is an upper
     bound, so replications ``0 … reps − 1`` are refitted at the walk's best value and
-    scored on test, beside the table's own runs. ``cached_only``: compute nothing, report
-    what is cached (a walk or a replication not yet run is left out and said so).
-    Written to ``table1_caps.md`` / ``.json`` in ``out_dir``."""
+    scored on test, beside the table's own runs, ``jobs`` of them at once in their own
+    processes (scikit-surprise fits on one core; a fit at full rank takes half an hour).
+    ``cached_only``: compute nothing, report what is cached (a walk or a replication not
+    yet run is left out and said so). Written to ``table1_caps.md`` / ``.json`` in ``out_dir``."""
 
     def obtain(name, key, compute):
         return plan.cache.load(name, key) if cached_only else plan.cache.get(name, compute, key)
@@ -282,9 +294,32 @@ def check_caps(plan: Plan, settings, methods, out_dir: Path, steps: int = 1, rep
             + ("not cached" if out is None else f"tuning RMSE {out:.4f}"))
         return out
 
-    def test_score(m, s, s_idx, r, params):
-        split = train_test(s, s_idx, r, plan.n_ratings)
-        return score_surprise(m, params, split.train, split.test, 1000 * s_idx + r)
+    def refit_all(m, s, s_idx, param, best, params):
+        # The replications not cached yet, ``jobs`` at a time, each stored as it ends; the
+        # loop below then reads them all back in order.
+        key = {**plan.key(m), "params": params}
+        name = {r: f"capfit-{run_name(s, s_idx, r, m)}-{param}-{best}" for r in range(reps)}
+        todo = [r for r in range(reps) if plan.cache.load(name[r], key) is None]
+        if cached_only or not todo:
+            return
+        if jobs == 1:
+            for r in todo:
+                test = cap_refit(m, s, s_idx, r, plan.n_ratings, params)
+                plan.cache.store(name[r], test, key)
+                log(f"{name[r]}: test RMSE {test:.4f}")
+            return
+        # Spawned, not forked: jax's threads are running in this process. The workers
+        # find this module (and common.py) where it lies, however it was imported.
+        with ProcessPoolExecutor(min(jobs, len(todo)),
+                                 mp_context=multiprocessing.get_context("spawn"),
+                                 initializer=site.addsitedir,
+                                 initargs=(str(Path(__file__).resolve().parent),)) as pool:
+            futures = {pool.submit(cap_refit, m, s, s_idx, r, plan.n_ratings, params): r
+                       for r in todo}
+            for done in as_completed(futures):
+                r = futures[done]
+                plan.cache.store(name[r], done.result(), key)
+                log(f"{name[r]}: test RMSE {done.result():.4f}")
 
     rows = []
     for s in settings:
@@ -317,11 +352,12 @@ def check_caps(plan: Plan, settings, methods, out_dir: Path, steps: int = 1, rep
                     # What the row would read at the better value: each replication refitted
                     # and scored on test as run_one does, beside the table's own runs.
                     params = surprise_params(m, {**chosen, param: best[0]}, 1000 * s_idx)
+                    refit_all(m, s, s_idx, param, best[0], params)
                     for r in range(reps):
                         run = plan.cache.load(run_name(s, s_idx, r, m), plan.key(m))
-                        test = obtain(f"capfit-{run_name(s, s_idx, r, m)}-{param}-{best[0]}",
-                                      {**plan.key(m), "params": params},
-                                      functools.partial(test_score, m, s, s_idx, r, params))
+                        test = plan.cache.load(
+                            f"capfit-{run_name(s, s_idx, r, m)}-{param}-{best[0]}",
+                            {**plan.key(m), "params": params})
                         if run is not None and test is not None:
                             row["reps"].append(r)
                             row["test_rmse"].append(test)
@@ -654,9 +690,15 @@ def main(argv=None):
                     help="train no table: for each cached competitor tuning whose choice sits at "
                     "a cap of the search (CAPS), score past it, doubling while the score "
                     "improves, STEPS steps at most (default 1; table1_caps.md)")
+    ap.add_argument("--jobs", type=int, default=1,
+                    help="with --check-caps: refit this many replications at once, each in "
+                    "its own process (one core each; default 1)")
     args = ap.parse_args(argv)
     if args.check_caps < 0:
         raise ValueError(f"--check-caps={args.check_caps} must be a number of steps >= 1")
+    if args.jobs < 1 or (args.jobs > 1 and not args.check_caps):
+        raise ValueError(f"--jobs={args.jobs} must be >= 1, and above 1 only with --check-caps "
+                         "(the refits past the caps are what it runs in parallel)")
     out_dir = Path(args.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     if args.time_grid:
@@ -739,7 +781,7 @@ def main(argv=None):
                 not args.no_progress)
     if args.check_caps:
         return check_caps(plan, settings, methods, out_dir, steps=args.check_caps, reps=reps,
-                          cached_only=args.cached_only)
+                          cached_only=args.cached_only, jobs=args.jobs)
     results = {s: {m: [] for m in methods} for s in settings}
     runs, missing = [], []
     bar = tqdm(total=len(settings) * reps * len(methods), disable=not plan.progress, unit="run")

@@ -352,6 +352,22 @@ def test_a_choice_at_a_search_cap_is_scored_past_it_until_the_score_worsens(
     assert walk_only["walk"] == row["walk"] and walk_only["reps"] == []
     assert "| not refitted |" in (tmp_path / "o" / "table1_caps.md").read_text()
 
+    # Refits in parallel processes (--jobs; the fits above are still forbidden in this
+    # one) store what one process computes: replication 0's refit as before, and
+    # replication 1's as scikit-surprise scores it here.
+    (refit,) = (tmp_path / "c").glob("capfit-*")
+    serial = json.loads(refit.read_text())
+    refit.unlink()
+    (par,) = table1.main([*common, "--check-caps", "3", "--reps", "2", "--jobs", "2",
+                          "--out-dir", str(tmp_path / "o")])
+    assert json.loads(refit.read_text()) == serial and par["walk"] == row["walk"]
+    (second,) = (tmp_path / "c").glob("capfit-*-r1-*")
+    split = table1.train_test(table1.QUICK_SETTING, 0, 1, table1.QUICK_RATINGS)
+    pred = baselines.fit_predict_baseline("svd", split.train, split.test,
+                                          params=serial["key"]["params"], seed=1).predictions
+    assert json.loads(second.read_text())["result"] == pytest.approx(
+        float(np.sqrt(np.mean((pred - split.test.ratings) ** 2))), rel=1e-12)
+
 
 def test_a_walk_past_a_cap_stops_at_the_methods_natural_limit(table1):
     # rSVD's rank at n = m = 3000, still improving: 800, 1600, then full rank 3000,
@@ -457,7 +473,9 @@ def test_adamw_decay_is_chosen_from_a_vmapped_grid_like_any_lambda(table1):
                                         (["--ttm-lambdas", "1e-3,x"], "--ttm-lambdas"),
                                         (["--ttm-lambdas", "-1"], "--ttm-lambdas"),
                                         (["--check-caps", "-2"], "--check-caps"),
-                                        (["--reps", "0"], "--reps")])
+                                        (["--reps", "0"], "--reps"),
+                                        (["--check-caps", "--jobs", "0"], "--jobs"),
+                                        (["--jobs", "2"], "--jobs")])
 def test_benchmark_bad_flags_raise(table1, tmp_path, argv, word):
     with pytest.raises(ValueError, match=word):
         table1.main([*argv, "--out-dir", str(tmp_path), "--cache", str(tmp_path / "c")])
