@@ -7,7 +7,6 @@ which Python puts on ``sys.path``).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
@@ -17,12 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["ResultCache", "StoredScores", "key_hash", "machine", "mean_se"]
-
-
-def key_hash(*parts) -> str:
-    """A short stable hash of JSON-serialisable ``parts`` (10 hex digits)."""
-    return hashlib.sha1(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:10]
+__all__ = ["ResultCache", "StoredScores", "machine", "mean_se"]
 
 
 class ResultCache:

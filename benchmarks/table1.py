@@ -251,10 +251,10 @@ def walk_past_cap(value, value_score: float, direction: int, score, steps: int,
     return walk, "steps"
 
 
-def cap_refit(m: str, s, s_idx: int, r: int, n_ratings: int, params: dict) -> float:
-    """Test RMSE of method ``m`` refitted with surprise ``params`` on replication ``r`` of
-    setting ``s``: the run the table makes (its split, its seed ``1000 s_idx + r``), at
-    other values."""
+def refit_surprise(m: str, s, s_idx: int, r: int, n_ratings: int, params: dict) -> float:
+    """Test RMSE of competitor ``m`` fitted with surprise ``params`` on replication ``r``
+    of setting ``s``: its split and seed ``1000 s_idx + r``. The table's own run calls it
+    with the tuned values (:func:`run_one`), the check past the caps with other ones."""
     split = train_test(s, s_idx, r, n_ratings)
     return score_surprise(m, params, split.train, split.test, 1000 * s_idx + r)
 
@@ -294,32 +294,37 @@ def check_caps(plan: Plan, settings, methods, out_dir: Path, steps: int = 1, rep
             + ("not cached" if out is None else f"tuning RMSE {out:.4f}"))
         return out
 
-    def refit_all(m, s, s_idx, param, best, params):
-        # The replications not cached yet, ``jobs`` at a time, each stored as it ends; the
-        # loop below then reads them all back in order.
+    def refit_all(m, s, s_idx, param, best, params) -> dict:
+        """Test RMSE of replications ``0 … reps − 1`` refitted at ``params``, by
+        replication (``None``: not cached and ``cached_only``). Those not cached yet run
+        ``jobs`` at a time, each stored as it ends."""
         key = {**plan.key(m), "params": params}
         name = {r: f"capfit-{run_name(s, s_idx, r, m)}-{param}-{best}" for r in range(reps)}
-        todo = [r for r in range(reps) if plan.cache.load(name[r], key) is None]
+        tests = {r: plan.cache.load(name[r], key) for r in range(reps)}
+        todo = [r for r, test in tests.items() if test is None]
         if cached_only or not todo:
-            return
+            return tests
+
+        def done(r, test):
+            plan.cache.store(name[r], test, key)
+            log(f"{name[r]}: test RMSE {test:.4f}")
+            tests[r] = test
+
         if jobs == 1:
             for r in todo:
-                test = cap_refit(m, s, s_idx, r, plan.n_ratings, params)
-                plan.cache.store(name[r], test, key)
-                log(f"{name[r]}: test RMSE {test:.4f}")
-            return
+                done(r, refit_surprise(m, s, s_idx, r, plan.n_ratings, params))
+            return tests
         # Spawned, not forked: jax's threads are running in this process. The workers
         # find this module (and common.py) where it lies, however it was imported.
         with ProcessPoolExecutor(min(jobs, len(todo)),
                                  mp_context=multiprocessing.get_context("spawn"),
                                  initializer=site.addsitedir,
                                  initargs=(str(Path(__file__).resolve().parent),)) as pool:
-            futures = {pool.submit(cap_refit, m, s, s_idx, r, plan.n_ratings, params): r
+            futures = {pool.submit(refit_surprise, m, s, s_idx, r, plan.n_ratings, params): r
                        for r in todo}
-            for done in as_completed(futures):
-                r = futures[done]
-                plan.cache.store(name[r], done.result(), key)
-                log(f"{name[r]}: test RMSE {done.result():.4f}")
+            for future in as_completed(futures):
+                done(futures[future], future.result())
+        return tests
 
     rows = []
     for s in settings:
@@ -352,12 +357,8 @@ def check_caps(plan: Plan, settings, methods, out_dir: Path, steps: int = 1, rep
                     # What the row would read at the better value: each replication refitted
                     # and scored on test as run_one does, beside the table's own runs.
                     params = surprise_params(m, {**chosen, param: best[0]}, 1000 * s_idx)
-                    refit_all(m, s, s_idx, param, best[0], params)
-                    for r in range(reps):
+                    for r, test in refit_all(m, s, s_idx, param, best[0], params).items():
                         run = plan.cache.load(run_name(s, s_idx, r, m), plan.key(m))
-                        test = plan.cache.load(
-                            f"capfit-{run_name(s, s_idx, r, m)}-{param}-{best[0]}",
-                            {**plan.key(m), "params": params})
                         if run is not None and test is not None:
                             row["reps"].append(r)
                             row["test_rmse"].append(test)
@@ -487,8 +488,8 @@ def run_one(m, s, s_idx, r, plan: Plan) -> dict:
     """Test RMSE (and details) of method ``m`` on replication ``r`` of setting ``s``."""
     t0 = time.perf_counter()
     seed = 1000 * s_idx + r
-    split = train_test(s, s_idx, r, plan.n_ratings)
     if m == "ttm":
+        split = train_test(s, s_idx, r, plan.n_ratings)
         lambdas = list(plan.lambdas)
         if plan.tune_once and r > 0:
             # Replication 0 chose λ; this one runs the protocol at that λ alone.
@@ -511,7 +512,7 @@ def run_one(m, s, s_idx, r, plan: Plan) -> dict:
                                   StoredScores(plan.cache, "scores-" + name, plan.key(m))),
             plan.key(m))
         plan.cache.remove("scores-" + name)
-        out = dict(test_rmse=score_surprise(m, tuned["params"], split.train, split.test, seed),
+        out = dict(test_rmse=refit_surprise(m, s, s_idx, r, plan.n_ratings, tuned["params"]),
                    params=tuned["params"], tuning_rmse=tuned["tuning_rmse"],
                    settled=tuned["settled"], trials=tuned["trials"])
     out.update(setting=list(s), rep=r, method=m, seed=seed, seconds=time.perf_counter() - t0)
