@@ -90,6 +90,14 @@ def test_the_jitted_step_compiles_once(small_split):
           jax.random.key_data(jax.random.key(0))[None])
     assert chunk._cache_size() == 1
     assert make_train_step(graphdef, config, "entity", 1) is step
+    # A fit that differs only in η_0 or λ (read from the optimiser state, not the
+    # configuration) shares the compilation: a λ search compiles once.
+    searched = config.replace(learning_rate=1e-2, penalty_weight=0.3)
+    assert make_train_chunk(graphdef, searched, "entity", 50, 50) is chunk
+    assert make_train_step(graphdef, searched, "entity", 1) is step
+    untied = config.replace(id_penalty_weight=1e-4)
+    assert (make_train_chunk(graphdef, untied, "entity", 50, 50)
+            is make_train_chunk(graphdef, untied.replace(id_penalty_weight=0.1), "entity", 50, 50))
 
 
 def test_states_laid_out_together_are_each_models_params_and_fresh_optimiser_state(small_split):

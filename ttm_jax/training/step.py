@@ -373,7 +373,16 @@ def _step_body(graphdef, config: TrainConfig, mode: str, steps_per_epoch: int):
     return step
 
 
-@functools.lru_cache(maxsize=64)
+def _compiled_config(config: TrainConfig) -> TrainConfig:
+    """``config`` with η_0, λ and λ_id set to placeholders: a compiled step reads those
+    from its optimiser state (``inject_hyperparams``), never from the configuration, so
+    fits that differ only in them (a λ search, a step-size search) share one compilation.
+    Whether λ_id is tied to λ changes the optimiser's structure, so that is kept."""
+    return config.replace(
+        learning_rate=max(1.0, config.min_learning_rate), penalty_weight=0.0,
+        id_penalty_weight=None if config.id_penalty_weight is None else 0.0)
+
+
 def make_train_step(graphdef, config: TrainConfig, mode: str, steps_per_epoch: int):
     """A jitted ``step(state, tables, batch) -> (state, mse)`` for one model.
 
@@ -384,12 +393,18 @@ def make_train_step(graphdef, config: TrainConfig, mode: str, steps_per_epoch: i
       steps_per_epoch: sets the schedule's time scale.
 
     ``mse`` is the minibatch's mean squared error (eq. 2's data term, without
-    the penalty). Cached: the same arguments return the same compiled function.
+    the penalty). Cached: arguments that differ at most in ``config``'s
+    ``learning_rate``, ``penalty_weight`` and ``id_penalty_weight`` (which the step
+    reads from ``state``'s optimiser state) return the same compiled function.
     """
-    return jax.jit(_step_body(graphdef, config, mode, steps_per_epoch))
+    return _jitted_step(graphdef, _compiled_config(config), mode, steps_per_epoch)
 
 
 @functools.lru_cache(maxsize=64)
+def _jitted_step(graphdef, config: TrainConfig, mode: str, steps_per_epoch: int):
+    return jax.jit(_step_body(graphdef, config, mode, steps_per_epoch))
+
+
 def make_train_chunk(graphdef, config: TrainConfig, mode: str, steps_per_epoch: int,
                      n_steps: int, *, shared_data: bool = True, mesh=None,
                      key_impl: str = "threefry2x32"):
@@ -414,8 +429,17 @@ def make_train_chunk(graphdef, config: TrainConfig, mode: str, steps_per_epoch: 
     plain integers, which replicate across processes like any array). Step ``t``
     draws ``batch_size`` positions of Ω uniformly with replacement from
     ``fold_in(key, t)``, so a member draws the same minibatches whatever the
-    other members are, and on however many devices.
+    other members are, and on however many devices. Cached as
+    :func:`make_train_step`: a fit that differs from an earlier one only in η_0, λ
+    or λ_id reuses its compilation.
     """
+    return _jitted_chunk(graphdef, _compiled_config(config), mode, steps_per_epoch, n_steps,
+                         shared_data, mesh, key_impl)
+
+
+@functools.lru_cache(maxsize=64)
+def _jitted_chunk(graphdef, config: TrainConfig, mode: str, steps_per_epoch: int,
+                  n_steps: int, shared_data: bool, mesh, key_impl: str):
     step = _step_body(graphdef, config, mode, steps_per_epoch)
     batch_size = config.batch_size
     sharded = None if mesh is None else NamedSharding(mesh, P(DATA_AXIS))
@@ -470,6 +494,11 @@ def make_train_chunk(graphdef, config: TrainConfig, mode: str, steps_per_epoch: 
     if mesh is None:
         return jax.jit(chunk, donate_argnums=0)
     return jax.jit(chunk, out_shardings=NamedSharding(mesh, P()), donate_argnums=0)
+
+
+# Clearing the public names' caches clears the compiled functions behind them.
+make_train_step.cache_clear = _jitted_step.cache_clear
+make_train_chunk.cache_clear = _jitted_chunk.cache_clear
 
 
 @functools.lru_cache(maxsize=64)
