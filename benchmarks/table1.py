@@ -621,8 +621,9 @@ def time_grid(n=300, n_ratings=20_000, epochs=100, seed=0):
     """Wall time of the 25-point λ grid: one vmapped fit vs 25 sequential ``fit`` calls.
 
     Fixed epochs (no early stopping: patience larger than the budget), so both
-    do the same number of steps. Sequential ``fit`` recompiles per λ (λ is part
-    of the cached config), so both are also timed a second time, warm.
+    do the same number of steps. Both are timed twice, the first time with their
+    compilations (one for the grid, and one shared by the 25 fits, which differ
+    only in λ), the second time warm.
     """
     data, _ = make_synthetic(n, n, n_ratings, seed=seed)
     split = random_split(data, 0.3, 0.2, seed=seed)
