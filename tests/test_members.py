@@ -200,7 +200,7 @@ def test_another_grid_of_the_same_size_traces_nothing_new(monkeypatch):
         return traced_step
 
     monkeypatch.setattr(step, "_step_body", counted)
-    step.make_train_chunk.cache_clear()
+    step._jitted_chunk.cache_clear()
     models, trains, vals, keys = _replications(reps=1)
     config = CONFIG.replace(max_epochs=6, patience=100)
     fit_lambda_grid(models[0], trains[0], vals[0], config, lambdas=[1e-4, 1e-3], key=keys[0],
@@ -213,4 +213,4 @@ def test_another_grid_of_the_same_size_traces_nothing_new(monkeypatch):
     fit_lambda_grid(models[0], trains[0], vals[0], config, lambdas=[1e-2, 1e-1],
                     key=jax.random.key(99), progress=False)
     assert len(traces) == first
-    step.make_train_chunk.cache_clear()
+    step._jitted_chunk.cache_clear()

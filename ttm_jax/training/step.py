@@ -496,11 +496,6 @@ def _jitted_chunk(graphdef, config: TrainConfig, mode: str, steps_per_epoch: int
     return jax.jit(chunk, out_shardings=NamedSharding(mesh, P()), donate_argnums=0)
 
 
-# Clearing the public names' caches clears the compiled functions behind them.
-make_train_step.cache_clear = _jitted_step.cache_clear
-make_train_chunk.cache_clear = _jitted_chunk.cache_clear
-
-
 @functools.lru_cache(maxsize=64)
 def make_validation_rmse(graphdef, mode: str, *, shared_data: bool = True):
     """A jitted ``rmse(params, rest, tables, val) -> [r]``: each member's RMSE on ``val``.
