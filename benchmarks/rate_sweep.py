@@ -805,8 +805,10 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--max-epochs", type=int, nargs="+", default=None,
                    help="epoch budgets tried per replication, the best validation kept "
                         "(default 100 and 100 · 2^(4−d): 100 and 400 at d = 2, 100 at d ≥ 4)")
-    g.add_argument("--penalty-weight", type=float, default=1e-5,
-                   help="λ of the L2 penalty (default %(default)s)")
+    g.add_argument("--penalty-weight", type=float, default=0.0,
+                   help="λ of the L2 penalty (default %(default)s: Theorem 2 needs "
+                        "4 λ |Ω| J(R_0) to fall as |Ω| grows, which no fixed λ > 0 meets; "
+                        "see docs/rate_sweep.md §2)")
     g.add_argument("--check-epochs", type=int, default=None,
                    help="epochs between validation checks (default a tenth of each budget)")
     g.add_argument("--patience", type=int, default=4,
