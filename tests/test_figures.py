@@ -84,6 +84,9 @@ def test_each_ordering_is_reported_as_resolved_only_when_the_sweep_resolved_it(o
         assert "resolved" in sentence and "unresolved" not in sentence, sentence
     else:
         assert "unresolved" in sentence, sentence
+    # RESULTS §3 quotes the line the sweep itself printed for this pair.
+    (line,) = rate_sweep.summarize_orderings([ordering])
+    assert line in _section(RESULTS_MD, "## 3.")
 
 
 SWEEP_10 = json.loads((RESULTS / "rate_sweep_reps10.json").read_text())
@@ -91,33 +94,56 @@ SWEEP_10 = json.loads((RESULTS / "rate_sweep_reps10.json").read_text())
 SWEEP_10_PENALISED = json.loads((RESULTS / "rate_sweep_reps10_lambda1e-5.json").read_text())
 
 
-@pytest.mark.parametrize("run", [SWEEP_10, SWEEP_10_PENALISED], ids=["lambda=0", "lambda=1e-5"])
-def test_the_ten_replication_runs_are_quoted_as_they_came_out(run):
+#: β = 1 and β = 2 at d = 2 on a grid to |Ω| = 64000, 10 replications (2026-12-02).
+SWEEP_D2_WIDE = json.loads((RESULTS / "rate_sweep_d2_wide.json").read_text())
+
+
+def _assert_quoted_in_results(run: dict) -> None:
+    """Each row's interval and verdict, each ordering line and the wall time in §3."""
     section = _section(RESULTS_MD, "## 3.")
-    assert run["args"]["reps"] == 10
     for row in run["results"]:
         plain = row["fits"]["plain"]
         verdict = "consistent" if plain["consistent"] else "INCONSISTENT"
         assert f"| {_interval(plain)} | {verdict}" in section
     for line in rate_sweep.summarize_orderings(run["orderings"]):
         assert line in section
-    (d2,) = [r for r in run["results"] if r["beta"] == 1 and r["d"] == 2]
-    assert _interval(d2["fits"]["plain"]) in _readme_bullet("Convergence rate")
     minutes, seconds = divmod(round(run["wall_seconds"]), 60)
     assert f"{minutes} min {seconds:02d} s" in section
+
+
+@pytest.mark.parametrize("run", [SWEEP_10, SWEEP_10_PENALISED], ids=["lambda=0", "lambda=1e-5"])
+def test_the_ten_replication_runs_are_quoted_as_they_came_out(run):
+    assert run["args"]["reps"] == 10
+    _assert_quoted_in_results(run)
+    (d2,) = [r for r in run["results"] if r["beta"] == 1 and r["d"] == 2]
+    assert _interval(d2["fits"]["plain"]) in _readme_bullet("Convergence rate")
+
+
+def test_the_wider_d2_run_is_quoted_as_it_came_out():
+    assert SWEEP_D2_WIDE["args"]["reps"] == 10
+    assert {(r["beta"], r["d"]) for r in SWEEP_D2_WIDE["results"]} == {(1.0, 2), (2.0, 2)}
+    assert all(r["points"][-1]["n_obs"] == 64000 for r in SWEEP_D2_WIDE["results"])
+    _assert_quoted_in_results(SWEEP_D2_WIDE)
+    bullet = _readme_bullet("Convergence rate")
+    for row in SWEEP_D2_WIDE["results"]:
+        assert _interval(row["fits"]["plain"]) in " ".join(bullet.split())
 
 
 def test_the_penalty_is_the_one_the_runs_quoted_as_such_used():
     assert SWEEP_10["args"]["penalty_weight"] == 0.0
     assert SWEEP_10_PENALISED["args"]["penalty_weight"] == 1e-5
     assert SWEEP["args"]["penalty_weight"] == 0.0
+    assert SWEEP_D2_WIDE["args"]["penalty_weight"] == 0.0
 
 
 @pytest.mark.parametrize("check", ["rate_sweep_width_check.json", "rate_sweep_batch_check.json",
-                                   "rate_sweep_penalty_check.json"])
+                                   "rate_sweep_penalty_check.json",
+                                   "rate_sweep_d2_width192_check.json",
+                                   "rate_sweep_d2_epochs1600_check.json"])
 def test_the_width_batch_and_penalty_checks_are_quoted_as_they_came_out(check):
     wide = json.loads((RESULTS / check).read_text())
-    base = SWEEP_10_PENALISED
+    # The d = 2 checks compare with the run to 64000, the others with λ = 1e-5's.
+    base = SWEEP_D2_WIDE if "_d2_" in check else SWEEP_10_PENALISED
     (config,) = wide["results"]
     (reference,) = [r for r in base["results"] if r["label"] == config["label"]]
     by_n = {p["n_obs"]: p for p in reference["points"]}
