@@ -141,7 +141,9 @@ def test_the_penalty_is_the_one_the_runs_quoted_as_such_used():
                                    "rate_sweep_d2_width192_check.json",
                                    "rate_sweep_d2_epochs1600_check.json",
                                    "rate_sweep_d2_penalty1e-5_check.json",
-                                   "rate_sweep_d2_penalty1e-6_check.json"])
+                                   "rate_sweep_d2_penalty1e-6_check.json",
+                                   "rate_sweep_d2_lr0.01_check.json",
+                                   "rate_sweep_d2_batch_sqrt_check.json"])
 def test_the_width_batch_and_penalty_checks_are_quoted_as_they_came_out(check):
     wide = json.loads((RESULTS / check).read_text())
     # The d = 2 checks compare with the run to 64000, the others with λ = 1e-5's.
