@@ -133,6 +133,13 @@ QUICK_GRIDS = {
 }
 #: Bumped whenever the table's protocol changes, so that no cached run of an older one is reused.
 PROTOCOL_VERSION = 3
+#: The searches' caps (:data:`ttm_jax.baselines.LIMITS`) the cached competitor runs of
+#: protocol 3 were made with. A competitor's key names the caps only where they differ
+#: from these, so that a changed cap recomputes its runs and the committed runs stay valid.
+PROTOCOL_3_LIMITS = {
+    "n_factors": [1, 400], "reg_all": [0.0, 50.0], "lr_all": [1e-4, 0.1],
+    "n_epochs": [5, 800], "k": [1, 1000], "n_cltr": [1, 100],
+}
 #: The share of the training set every method tunes on when ``--cv-folds 0`` (and TTM always).
 HOLDOUT_FRACTION = 0.2
 QUICK_SETTING = (200, 200, 20)
@@ -481,7 +488,11 @@ class Plan(NamedTuple):
                         refit=self.refit)
         import surprise
 
-        return dict(common, grid=self.grids[m], folds=self.folds, surprise=surprise.__version__)
+        key = dict(common, grid=self.grids[m], folds=self.folds, surprise=surprise.__version__)
+        limits = {name: list(bounds) for name, bounds in LIMITS.items()}
+        if limits != PROTOCOL_3_LIMITS:
+            key["limits"] = limits
+        return key
 
 
 def run_one(m, s, s_idx, r, plan: Plan) -> dict:

@@ -222,6 +222,19 @@ def test_a_cache_entry_is_keyed_on_every_configuration_field(table1, tmp_path, m
     assert ran, "a run with another configuration was read from the cache"
 
 
+def test_a_competitor_tuned_under_other_search_caps_is_not_read_back(table1, tmp_path,
+                                                                     monkeypatch):
+    from common import ResultCache
+
+    plan = table1.Plan(ResultCache(tmp_path), 100, {"svd": {"n_factors": [5, 20]}}, 2, True,
+                       ModelConfig(), TrainConfig(), (1e-3,), "warm", None, False)
+    # The committed cache was made under today's caps, and its keys do not name them.
+    assert "limits" not in plan.key("svd")
+    capped = dict(table1.LIMITS, n_factors=(1, 200))
+    monkeypatch.setattr(table1, "LIMITS", capped)
+    assert plan.key("svd")["limits"]["n_factors"] == [1, 200]
+
+
 @pytest.mark.parametrize("tune_once", [True, False], ids=["tune-once", "per-replication"])
 def test_a_ttm_run_cut_off_before_its_result_is_cached_resumes_from_its_checkpoint(
         table1, tmp_path, monkeypatch, tune_once):
