@@ -115,12 +115,24 @@ def mean_se(values: Iterable[float | None]) -> tuple[float, float]:
 
 
 def machine() -> dict:
-    """The machine a figure was measured on: CPU, cores, platform, JAX's first device."""
+    """The machine a figure was measured on: CPU (and its model and vector extensions,
+    where Linux says), cores, platform, JAX's first device."""
     import jax
 
     dev = jax.devices()[0]
-    return {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
+    info = {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
             "platform": platform.platform(), "device": f"{dev.device_kind} ({dev.platform})"}
+    # XLA compiles for the host's vector width, so two hosts of the same name can
+    # round differently: record what tells them apart.
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        lines = cpuinfo.read_text(errors="replace").splitlines()
+        fields = dict(line.split(":", 1) for line in lines if ":" in line)
+        fields = {k.strip(): v.strip() for k, v in fields.items()}
+        info["cpu_model"] = fields.get("model name", "")
+        flags = set(fields.get("flags", "").split())
+        info["vector_extensions"] = sorted(f for f in flags if f.startswith(("avx", "fma")))
+    return info
 
 
 def time_train_chunk(model, data, config, mode: str, steps: int, repeats: int) -> dict:
