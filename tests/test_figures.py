@@ -159,6 +159,9 @@ def test_each_one_change_check_is_quoted_as_it_came_out(check):
     by_n = {p["n_obs"]: p for p in reference["points"]}
     text = " ".join(_section(RESULTS_MD, "## 3.").split())
     for point in config["points"]:
+        # The same truths: the sweep sizes a truth's levels by --n-cap, so a check
+        # capped lower than its run would compare different truths.
+        assert point["levels"] == by_n[point["n_obs"]]["levels"], point["n_obs"]
         ratios = [w["excess_risk"] / b["excess_risk"]
                   for w, b in zip(point["reps"], by_n[point["n_obs"]]["reps"])]
         geo = math.exp(sum(map(math.log, ratios)) / len(ratios))
