@@ -340,6 +340,21 @@ def test_the_readme_movielens_figures_are_the_published_runs():
     assert ml["meta"]["command"] in bullet
 
 
+def test_the_cold_start_floor_is_quoted_as_it_came_out():
+    floor = json.loads((RESULTS / "cold_start_floor.json").read_text())
+    summary = {k: v["mean"] for k, v in floor["summary"].items()}
+    section = " ".join(_section(RESULTS_MD, "## 5.").split())
+    for key in ("item_bias", "oracle_offset", "covariate_offset", "ttm_ensemble"):
+        assert f"{summary[key]:.4f}" in section, key
+    assert f"{summary['covariate_r2']:.3f}".replace("-", "−") in section
+    assert f"{summary['item_bias'] - summary['oracle_offset']:.4f}" in section
+    assert f"{summary['item_bias'] - summary['ttm_ensemble']:.4f}" in section
+    # The TTM column it compares with is the study's own.
+    cold = [r * r for r in _movielens()["cold"]["ttm_ensemble"]["cold_user"]]
+    assert summary["ttm_ensemble"] == _mean(cold)
+    assert floor["meta"]["command"] in section.replace("`", "")
+
+
 # --- code structure ---------------------------------------------------------------
 
 
