@@ -84,10 +84,19 @@ QUICK = dict(configs="inf:2,1:2", grid=[300, 600, 1200], n_cap=1200, reps=2,
 
 @dataclasses.dataclass(frozen=True)
 class RateConfig:
-    """One panel of the sweep: smoothness β and intrinsic dimension d (``d_u = d_i = d``)."""
+    """One panel of the sweep: smoothness β and intrinsic dimension d (``d_u = d_i = d``).
+
+    ``reps``: this configuration's replications (``BETA:DxREPS`` in ``--configs``);
+    ``None`` takes ``--reps``. It is not part of the panel's identity.
+    """
 
     beta: float
     d: int
+    reps: int | None = dataclasses.field(default=None, compare=False)
+
+    def replications(self, args) -> int:
+        """Replications per point: this configuration's own count, else ``--reps``."""
+        return args.reps if self.reps is None else self.reps
 
     @property
     def label(self) -> str:
@@ -108,7 +117,8 @@ class RateConfig:
 
 
 def parse_configs(text: str) -> list[RateConfig]:
-    """``"inf:2,1:8"`` → configurations (β, d); β may be ``inf``."""
+    """``"inf:2,1:8x10"`` → configurations (β, d); β may be ``inf``; ``xR`` gives that
+    configuration R replications instead of ``--reps``."""
     out = []
     for item in text.split(","):
         item = item.strip()
@@ -116,15 +126,25 @@ def parse_configs(text: str) -> list[RateConfig]:
             continue
         try:
             b, d = item.split(":")
+            d, _, r = d.partition("x")
             beta = math.inf if b.strip().lower() in ("inf", "infinity", "∞") else float(b)
             dim = int(d)
+            reps = int(r) if r else None
         except ValueError:
             raise ValueError(
-                f"--configs: {item!r} is not BETA:D (e.g. 1:2, 0.5:1, inf:2)"
+                f"--configs: {item!r} is not BETA:D or BETA:DxREPS (e.g. 1:2, 0.5:1, inf:2, "
+                "1:2x10)"
             ) from None
         if not (beta > 0) or dim < 1:
             raise ValueError(f"--configs: {item!r} needs β > 0 and an integer d >= 1")
-        out.append(RateConfig(beta, dim))
+        if reps is not None and reps < 2:
+            raise ValueError(f"--configs: {item!r}: the per-replication intervals need "
+                             ">= 2 replications")
+        cfg = RateConfig(beta, dim, reps)
+        if cfg in out:
+            raise ValueError(f"--configs: {item!r}: β = {cfg.beta_text}, d = {dim} is "
+                             "given twice")
+        out.append(cfg)
     if not out:
         raise ValueError("--configs: no configuration given")
     return out
@@ -282,7 +302,7 @@ def point_settings(cfg: RateConfig, n: int, width: int, levels: int, args) -> di
         "beta": _json_float(cfg.beta),
         "d": cfg.d,
         "n_obs": n,
-        "reps": args.reps,
+        "reps": cfg.replications(args),
         "seed": args.seed,
         "width": width,
         "hidden_layers": args.hidden_layers,
@@ -300,7 +320,7 @@ def point_settings(cfg: RateConfig, n: int, width: int, levels: int, args) -> di
 
 
 def run_point(cfg: RateConfig, n: int, width: int, levels: int, args) -> dict:
-    """Train ``args.reps`` replications × the step sizes × the epoch budgets at one |Ω|,
+    """Train the configuration's replications × the step sizes × the epoch budgets at one |Ω|,
     keep each replication's best-validation choice, and measure its excess risk."""
     t0, cpu0 = time.perf_counter(), time.process_time()
     n_val = round(args.val_fraction * n)
@@ -309,7 +329,8 @@ def run_point(cfg: RateConfig, n: int, width: int, levels: int, args) -> dict:
     budgets = epoch_budgets(cfg, args)
     datasets, trains, vals, models, keys = [], [], [], [], []
     mcfg = ModelConfig(hidden=(width,) * args.hidden_layers, embedding_dim=args.embedding_dim)
-    for r in range(args.reps):
+    n_reps = cfg.replications(args)
+    for r in range(n_reps):
         # One truth per (configuration, replication), shared by every |Ω|: the
         # curve follows one f*, g* as the sample grows (Theorem 2's setting).
         map_seed = _seed(args.seed, _beta_code(cfg.beta), cfg.d, r)
@@ -332,7 +353,7 @@ def run_point(cfg: RateConfig, n: int, width: int, levels: int, args) -> dict:
     # Member (r, j) is replication r with step size j: the same data, initial
     # parameters and minibatches for every step size and budget, so the choice
     # between them is paired.
-    members = [(r, j) for r in range(args.reps) for j in range(len(lrs))]
+    members = [(r, j) for r in range(n_reps) for j in range(len(lrs))]
     hyper = [Hyperparams(np.float32(lrs[j]), np.float32(args.penalty_weight))
              for _, j in members]
     m_models = [models[r] for r, _ in members]
@@ -615,7 +636,9 @@ def summarize(results: list[dict], order: list[dict]) -> list[str]:
     lines += summarize_orderings(order)
     for res in results:
         w = res["window"]
-        lines += ["", f"{_config_of(res).title}: window rule {'met' if w['met'] else 'NOT met'}"
+        reps = f", {res['reps']} replications" if "reps" in res else ""
+        lines += ["", f"{_config_of(res).title}{reps}: window rule "
+                  f"{'met' if w['met'] else 'NOT met'}"
                   f" ({w['reason']}); local slopes:"]
         for j, s in enumerate(res["local_slopes"]):
             inside = w["start"] <= j and j + 1 < w["stop"]
@@ -695,7 +718,7 @@ def plot(results: list[dict], order: list[dict], path: Path) -> None:
             verdict += " (window rule not met)"
         ax.set_title(f"{_config_of(res).title}: {verdict}\n"
                      f"a = {fp['exponent']:.2f} [{fp['ci_low']:.2f}, {fp['ci_high']:.2f}], "
-                     f"predicted {pred:.2f}", fontsize=9)
+                     f"predicted {pred:.2f}; {err.shape[1]} replications", fontsize=9)
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=6.5, loc="lower left")
         ls = res["local_slopes"]
@@ -742,7 +765,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     g = ap.add_argument_group("what to sweep")
     g.add_argument("--configs", default=None,
-                   help=f"comma-separated BETA:D pairs, BETA may be inf (default "
+                   help=f"comma-separated BETA:D pairs, BETA may be inf; BETA:DxR gives that "
+                        f"configuration R replications instead of --reps (default "
                         f"{CPU_DEFAULTS['configs']}; with --gpu {GPU_DEFAULTS['configs']})")
     g.add_argument("--grid", type=int, nargs="+", default=None,
                    help="explicit base |Ω| values for every configuration (overrides --n-min, "
@@ -930,13 +954,14 @@ class Planner:
 
     def tasks(self, cfg: RateConfig) -> list[tuple[float, RateConfig, int]]:
         """``(relative cost, cfg, |Ω|)`` of the points still to compute: pairs seen
-        (epochs × |Ω|) times the tower's parameters."""
+        (epochs × |Ω|) times the tower's parameters, times the replications."""
         out = []
         for n in self.todo(cfg):
             width = schedule_widths(cfg, [n], self.args)[n]
             params = params_per_tower(width, self.args.hidden_layers, self.args.ambient_dim,
                                       self.args.embedding_dim)
-            out.append((float(n) * sum(epoch_budgets(cfg, self.args)) * params, cfg, n))
+            out.append((float(n) * sum(epoch_budgets(cfg, self.args)) * params
+                        * cfg.replications(self.args), cfg, n))
         return out
 
     def done(self, cfg: RateConfig, n: int, result: dict) -> None:
@@ -1050,6 +1075,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
             "beta": _json_float(cfg.beta),
             "d": cfg.d,
             "label": cfg.label,
+            "reps": cfg.replications(args),
             "predicted": cfg.predicted,
             "levels": pts[0]["levels"],
             "window": window,

@@ -301,6 +301,23 @@ def test_configurations_parse_and_bad_ones_are_named(sweep):
             sweep.parse_configs(bad)
 
 
+def test_a_configuration_may_have_its_own_replications(sweep):
+    cfgs = sweep.parse_configs("1:2x10,1:4,2:4")
+    args = _args(sweep, "--reps", "6")
+    assert [(c.beta, c.d, c.replications(args)) for c in cfgs] == [
+        (1.0, 2, 10), (1.0, 4, 6), (2.0, 4, 6)]
+    # The count is not part of the panel: the same (β, d) is one configuration.
+    assert cfgs[0] == sweep.RateConfig(1.0, 2) and cfgs[0].label == "beta=1,d=2"
+    for bad, why in (("1:2x1", ">= 2 replications"), ("1:2xten", "BETA:DxREPS"),
+                     ("1:2,1:2x10", "given twice")):
+        with pytest.raises(ValueError, match=why):
+            sweep.parse_configs(bad)
+    # A point trained with 10 replications is never read back for 6.
+    n, base = 16000, _args(sweep)
+    ten, six = sweep.parse_configs("1:2x10")[0], sweep.RateConfig(1.0, 2)
+    assert sweep.point_settings(ten, n, 64, 6, base) != sweep.point_settings(six, n, 64, 6, base)
+
+
 def test_help_lists_the_flags(sweep, capsys):
     with pytest.raises(SystemExit) as info:
         sweep.main(["--help"])
@@ -437,6 +454,17 @@ def test_replications_alone_in_parallel_workers_or_under_forced_gpu_defaults(swe
             assert (a["learning_rate"], a["epoch_budget"]) == (b["learning_rate"],
                                                                b["epoch_budget"])
             assert a["excess_risk"] == pytest.approx(b["excess_risk"], rel=1e-3)
+    # A configuration with its own count trains that many; the others take --reps.
+    mixed = sweep.main(["--configs", "1:1x3,2:1", *tiny[2:], "--workers", "1",
+                        "--out", str(tmp_path / "m")])
+    assert [len(p["reps"]) for res in mixed for p in res["points"]] == [3, 3, 2, 2]
+    assert [res["reps"] for res in mixed] == [3, 2]
+    # Replications 0 and 1 of the three are the two of the --reps run, on the same truths.
+    for p, q in zip(mixed[0]["points"], together[0]["points"]):
+        assert [r["excess_risk"] for r in p["reps"][:2]] == pytest.approx(
+            [r["excess_risk"] for r in q["reps"]], rel=1e-3)
+    table = (tmp_path / "m" / "rate_sweep.md").read_text()
+    assert "β = 1, d = 1, 3 replications: window rule" in table
     # --gpu forced on a CPU, with the points in two worker processes: the GPU
     # defaults apply where no flag is given, and a point's numbers do not depend on
     # the process that computed it.
