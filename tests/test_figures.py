@@ -119,6 +119,37 @@ def test_the_ten_replication_runs_are_quoted_as_they_came_out(run):
     assert _interval(d2["fits"]["plain"]) in _readme_bullet("Convergence rate")
 
 
+#: The previous default (β = 2 at d = 2, 6 replications), the β-ordering at d = 4 with 10
+#: replications, and the seed-1 run whose outcome made today's default (2026-12-02).
+SWEEP_PREVIOUS = json.loads((RESULTS / "rate_sweep_previous_default.json").read_text())
+SWEEP_BETA_D4 = json.loads((RESULTS / "rate_sweep_beta_d4_reps10.json").read_text())
+SWEEP_CONFIRM = json.loads((RESULTS / "rate_sweep_confirm_seed1.json").read_text())
+
+
+@pytest.mark.parametrize("run", [SWEEP_PREVIOUS, SWEEP_BETA_D4, SWEEP_CONFIRM],
+                         ids=["previous default", "beta at d=4", "seed 1"])
+def test_the_runs_that_led_to_the_default_are_quoted_as_they_came_out(run):
+    _assert_quoted_in_results(run)
+
+
+def test_the_default_is_the_design_the_seed_1_run_confirmed():
+    # The rule written before the seed-1 run: the default takes its design if every
+    # configuration is consistent with its window rule met, both β = 1 rates are
+    # within 0.1 of the prediction and both orderings resolve in the predicted order.
+    results = SWEEP_CONFIRM["results"]
+    assert all(r["fits"]["plain"]["consistent"] and r["window"]["met"] for r in results)
+    assert all(abs(r["fits"]["plain"]["exponent"] - r["predicted"]) <= 0.1
+               for r in results if r["beta"] == 1)
+    assert {o["kind"] for o in SWEEP_CONFIRM["orderings"]} == {"d", "β"}
+    assert all(o["resolved"] and o["as_predicted"] for o in SWEEP_CONFIRM["orderings"])
+    design = [(r["beta"], r["d"], r["reps"]) for r in results]
+    assert design == [(r["beta"], r["d"], r["reps"]) for r in SWEEP["results"]]
+    assert rate_sweep.CPU_DEFAULTS["configs"] == "1:2x10,1:4,2:4"
+    assert SWEEP_CONFIRM["args"]["seed"] == 1 and SWEEP["args"]["seed"] == 0
+    # The default run itself is the committed one, made with today's defaults.
+    assert SWEEP["command"].strip() == "python benchmarks/rate_sweep.py"
+
+
 def test_the_wider_d2_run_is_quoted_as_it_came_out():
     assert SWEEP_D2_WIDE["args"]["reps"] == 10
     assert {(r["beta"], r["d"]) for r in SWEEP_D2_WIDE["results"]} == {(1.0, 2), (2.0, 2)}
