@@ -318,6 +318,12 @@ def test_a_configuration_may_have_its_own_replications(sweep):
     assert sweep.point_settings(ten, n, 64, 6, base) != sweep.point_settings(six, n, 64, 6, base)
 
 
+def test_workers_claim_distinct_cores(sweep, tmp_path):
+    assert sweep.claim_core(str(tmp_path), [0, 1]) == 0
+    assert sweep.claim_core(str(tmp_path), [0, 1]) == 1  # another worker: the next one
+    assert sweep.claim_core(str(tmp_path), [0, 1]) is None  # all taken: run unpinned
+
+
 def test_help_lists_the_flags(sweep, capsys):
     with pytest.raises(SystemExit) as info:
         sweep.main(["--help"])
@@ -465,6 +471,13 @@ def test_replications_alone_in_parallel_workers_or_under_forced_gpu_defaults(swe
             [r["excess_risk"] for r in q["reps"]], rel=1e-3)
     table = (tmp_path / "m" / "rate_sweep.md").read_text()
     assert "β = 1, d = 1, 3 replications: window rule" in table
+    # Two worker processes each pin themselves to a core of their own.
+    pinned = sweep.main([*tiny, "--workers", "2", "--out", str(tmp_path / "w")])
+    cores = {p["worker_core"] for p in pinned[0]["points"]}
+    usable = sweep.usable_cores()
+    assert cores <= (set(usable) if len(usable) >= 2 else {-1})
+    for p, q in zip(pinned[0]["points"], together[0]["points"]):
+        assert [r["excess_risk"] for r in p["reps"]] == [r["excess_risk"] for r in q["reps"]]
     # --gpu forced on a CPU, with the points in two worker processes: the GPU
     # defaults apply where no flag is given, and a point's numbers do not depend on
     # the process that computed it.
