@@ -1054,9 +1054,9 @@ class Planner:
         import tempfile
 
         pending: dict = {}
-        # Each worker takes a core of its own (a claim file per core in this folder):
-        # two unpinned workers on two cores ran a point 25–30% slower, with the same
-        # numbers to the last digit.
+        # Each worker takes a core of its own (a claim file per core in this folder), so
+        # two workers never contend for one: 5% off the default run's point time on 2
+        # cores (docs/rate_sweep.md §6).
         with contextlib.ExitStack() as stack:
             claims = (stack.enter_context(tempfile.TemporaryDirectory(prefix="rate_sweep_cores_"))
                       if len(usable_cores()) >= args.workers else None)
