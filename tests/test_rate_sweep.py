@@ -471,13 +471,6 @@ def test_replications_alone_in_parallel_workers_or_under_forced_gpu_defaults(swe
             [r["excess_risk"] for r in q["reps"]], rel=1e-3)
     table = (tmp_path / "m" / "rate_sweep.md").read_text()
     assert "β = 1, d = 1, 3 replications: window rule" in table
-    # Two worker processes each pin themselves to a core of their own.
-    pinned = sweep.main([*tiny, "--workers", "2", "--out", str(tmp_path / "w")])
-    cores = {p["worker_core"] for p in pinned[0]["points"]}
-    usable = sweep.usable_cores()
-    assert cores <= (set(usable) if len(usable) >= 2 else {-1})
-    for p, q in zip(pinned[0]["points"], together[0]["points"]):
-        assert [r["excess_risk"] for r in p["reps"]] == [r["excess_risk"] for r in q["reps"]]
     # --gpu forced on a CPU, with the points in two worker processes: the GPU
     # defaults apply where no flag is given, and a point's numbers do not depend on
     # the process that computed it.
@@ -486,3 +479,7 @@ def test_replications_alone_in_parallel_workers_or_under_forced_gpu_defaults(swe
     assert report["gpu_mode"] is True and report["args"]["batch_scaling"] == "sqrt"
     for p, q in zip(forced[0]["points"], together[0]["points"]):
         assert [r["excess_risk"] for r in p["reps"]] == [r["excess_risk"] for r in q["reps"]]
+    # Each worker pinned itself to a core of its own (where there are two to take).
+    usable = sweep.usable_cores()
+    cores = {p["worker_core"] for p in forced[0]["points"]}
+    assert cores <= (set(usable) if len(usable) >= 2 else {-1})
