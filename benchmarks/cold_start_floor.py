@@ -159,7 +159,8 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.json)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({
-        "meta": {"command": " ".join(["python", *sys.argv]),
+        "meta": {"command": " ".join(["python", "benchmarks/cold_start_floor.py",
+                                      *(sys.argv[1:] if argv is None else argv)]),
                  "date": datetime.date.today().isoformat(), "machine": machine(),
                  "shrink": SHRINK},
         "seeds": [r._asdict() for r in rows],

@@ -434,7 +434,8 @@ def run_point(cfg: RateConfig, n: int, width: int, levels: int, args) -> dict:
 
 
 def usable_cores() -> list[int]:
-    """The cores this process may run on (all of them where affinity is not supported)."""
+    """The cores this process may run on; empty where the platform has no CPU affinity
+    (then no worker is pinned)."""
     if hasattr(os, "sched_getaffinity"):
         return sorted(os.sched_getaffinity(0))
     return []
