@@ -266,15 +266,19 @@ def test_every_time_to_accuracy_ratio_in_results_md_is_the_runs():
 
 def _table1_cache() -> dict:
     """Test RMSEs by (setting index, method) from the committed cache: TTM (with and
-    without the refit) from the previous protocol's files, which carry no key, and the
-    four competitors from today's protocol, whose files record it in their key."""
+    without the refit) from the previous protocol's files, which carry no key; TTM
+    with today's default (``"ttm today"``) and the four competitors from today's
+    protocol, whose files record it in their key."""
     runs = defaultdict(list)
     for path in sorted((ROOT / "benchmarks" / "table1_cache").glob("s[0-9]-*.json")):
         m = re.match(r"s(\d)-\d+x\d+x\d+-r(\d)-([a-z]+)(?:-[0-9a-f]+)?\.json$", path.name)
         blob = json.loads(path.read_text())
         result = blob.get("result", blob)
         method = m.group(3)
-        if method == "ttm":
+        if method == "ttm" and "key" in blob:
+            # Today's protocol records its key: the default of 2026-11-30 (Muon).
+            method = "ttm today"
+        elif method == "ttm":
             method = "ttm refit" if "refit_epochs" in result else "ttm"
         elif blob.get("key", {}).get("protocol") != table1.PROTOCOL_VERSION:
             continue  # a competitor tuned by an earlier protocol: history, not quoted
@@ -323,6 +327,21 @@ def test_results_md_table1_competitor_columns_are_the_committed_caches_means():
             assert len(runs[s, method]) == 5, (s, method)
             assert cell == "{:.3f} ({:.3f})".format(*mean_se(runs[s, method])), (s, method)
         assert cells[5].startswith(f"{100 * (best - ttm) / best:.1f}%"), (s, cells[5])
+
+
+def test_table1_rows_rerun_with_todays_default_are_quoted_as_the_cache_holds_them():
+    runs = _table1_cache()
+    section = _section(RESULTS_MD, "### Today's default in Table 1")
+    bullet = " ".join(_readme_bullet("Table 1").split())
+    rerun = [s for s in range(1, len(table1.SETTINGS) + 1) if runs[s, "ttm today"]]
+    assert rerun, "no Table 1 run with today's default is committed"
+    for s in rerun:
+        n, m, d = table1.SETTINGS[s - 1]
+        assert len(runs[s, "ttm today"]) == 5, s
+        today = "{:.3f} ({:.3f})".format(*mean_se(runs[s, "ttm today"]))
+        before = "{:.3f} ({:.3f})".format(*mean_se(runs[s, "ttm refit"]))
+        assert f"| ({n},{m},{d}) | {today} | {before} |" in section, s
+        assert f"({n}, {m}, {d}): {today}" in bullet, s
 
 
 # --- training step ----------------------------------------------------------------
