@@ -43,12 +43,10 @@ def pytest_configure(config):
         folder = tempfile.mkdtemp(prefix="ttm-jax-test-compilations-")
         config.stash[_OWN_CACHE] = folder
         os.environ["JAX_COMPILATION_CACHE_DIR"] = folder
-        os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS",
-                              _CACHE_MIN_COMPILE_SECONDS)
+    min_seconds = os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS",
+                                        _CACHE_MIN_COMPILE_SECONDS)
     jax.config.update("jax_compilation_cache_dir", os.environ["JAX_COMPILATION_CACHE_DIR"])
-    jax.config.update("jax_persistent_cache_min_compile_time_secs",
-                      float(os.environ.get("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS",
-                                           _CACHE_MIN_COMPILE_SECONDS)))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", float(min_seconds))
 
 
 def pytest_unconfigure(config):
