@@ -344,6 +344,20 @@ def test_table1_rows_rerun_with_todays_default_are_quoted_as_the_cache_holds_the
         assert f"({n}, {m}, {d}): {today}" in bullet, s
 
 
+
+def test_the_probes_at_3000_3000_20_are_quoted_as_they_came_out():
+    probes = json.loads((RESULTS / "table1_s7_probes.json").read_text())
+    section = _section(RESULTS_MD, "### Today's default in Table 1")
+    for row in probes["rows"]:
+        for lam, val in row["val_rmse_per_lambda"].items():
+            mantissa, exponent = f"{float(lam):.1e}".split("e")  # 0.00046 -> "4.6e-4"
+            written = f"{mantissa.rstrip('0').rstrip('.')}e{int(exponent)}"
+            assert f"{written} ({val:.4f})" in section, (row["name"], lam)
+        assert f"{row['test_rmse']:.4f}" in section, row["name"]
+        if row["name"] != "default-sin":  # the scratch probe has no command to quote
+            assert f"--candidates {row['name']} --lambdas" in section, row["name"]
+            assert f"{row['best_epoch']:.0f} / {row['epochs_run']:.0f}" in section, row["name"]
+
 # --- training step ----------------------------------------------------------------
 
 def test_the_training_step_figures_are_the_published_runs():
