@@ -271,6 +271,18 @@ def test_every_time_to_accuracy_ratio_in_results_md_is_the_runs(run):
     assert f"{['None', 'One', 'Two', 'Three', 'Four'][passed].lower()} of four pass" in section.lower()
 
 
+def test_the_xla_options_table_is_the_published_run():
+    run = json.loads((RESULTS / "xla_flags.json").read_text())
+    section = _section(RESULTS_MD, "### Time to accuracy")
+    assert run["command"].strip() == "python benchmarks/xla_flags.py"
+    for row in run["rows"]:
+        cells = ", ".join(f"{m:.2f}" for m in row["ms_per_step"])
+        assert f"| `{row['flag'] or '(none: the default)'}` | {cells} | " in section, row["flag"]
+    # "None helps" is the rule the script states: faster than the default in every round.
+    assert not any(row.get("faster_every_round") for row in run["rows"])
+    assert "none helps" in section
+
+
 # --- Table 1 ----------------------------------------------------------------------
 
 def _table1_cache() -> dict:
