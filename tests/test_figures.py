@@ -283,6 +283,23 @@ def test_the_xla_options_table_is_the_published_run():
     assert "none helps" in section
 
 
+def test_the_lbfgs_probe_is_quoted_as_it_came_out():
+    run = json.loads((RESULTS / "lbfgs_probe.json").read_text())
+    section = _section(RESULTS_MD, "### Time to accuracy")
+    assert run["command"].strip() == "python benchmarks/lbfgs_probe.py"
+    minutes, seconds = divmod(round(run["wall_seconds"]), 60)
+    assert f"{minutes} min {seconds:02d} s" in section
+    default, *lbfgs = run["rows"]
+    for row in run["rows"]:
+        at = row["reaches_default_within_0.005_at"]
+        reached = "never" if at is None else f"{at:.0f} s"
+        assert (f"| {row['name']} | {row['best_val_rmse']:.4f} | {row['test_rmse']:.4f} | "
+                f"{reached} |") in section, row["name"]
+    # "Slower and less accurate": no L-BFGS run comes within 0.005 of the default.
+    assert all(row["reaches_default_within_0.005_at"] is None for row in lbfgs)
+    assert f"reaches in {default['seconds']:.0f} s" in section
+
+
 # --- Table 1 ----------------------------------------------------------------------
 
 def _table1_cache() -> dict:
