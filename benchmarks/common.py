@@ -7,16 +7,18 @@ which Python puts on ``sys.path``).
 
 from __future__ import annotations
 
+import datetime
 import json
 import math
 import os
 import platform
+import sys
 from collections.abc import Callable, Iterable, Iterator, MutableMapping
 from pathlib import Path
 
 import numpy as np
 
-__all__ = ["ResultCache", "StoredScores", "machine", "mean_se"]
+__all__ = ["ResultCache", "StoredScores", "machine", "mean_se", "provenance"]
 
 
 class ResultCache:
@@ -133,6 +135,15 @@ def machine() -> dict:
         flags = set(fields.get("flags", "").split())
         info["vector_extensions"] = sorted(f for f in flags if f.startswith(("avx", "fma")))
     return info
+
+
+def provenance(script: str, argv: list[str] | None) -> dict:
+    """What a published report opens with: the command that made it, as a user types
+    it (``python benchmarks/<script> <args>``; ``argv`` as ``main`` received it, or
+    ``None`` for the process's own), today's date and :func:`machine`."""
+    args = sys.argv[1:] if argv is None else argv
+    return {"command": " ".join(["python", f"benchmarks/{Path(script).name}", *args]),
+            "date": datetime.date.today().isoformat(), "machine": machine()}
 
 
 def time_train_chunk(model, data, config, mode: str, steps: int, repeats: int) -> dict:

@@ -19,16 +19,14 @@ Writes benchmarks/out/lbfgs_probe.json.
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
-import sys
 import time
 from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import optax
-from common import machine
+from common import provenance
 from flax import nnx
 
 from ttm_jax import (
@@ -148,10 +146,7 @@ def main(argv=None) -> dict:
     target = rows[0]["best_val_rmse"] + 0.005
     for r in rows:
         r["reaches_default_within_0.005_at"] = first_within(r["curve"], target)
-    report = {"command": "python benchmarks/lbfgs_probe.py " + " ".join(
-                  sys.argv[1:] if argv is None else argv),
-              "date": datetime.date.today().isoformat(), "machine": machine(),
-              "wall_seconds": time.perf_counter() - t0, "seed": args.seed,
+    report = {**provenance(__file__, argv), "wall_seconds": time.perf_counter() - t0, "seed": args.seed,
               "lbfgs_seconds": args.seconds, "rows": rows}
     print("\n| run | best hold-out RMSE | its test RMSE | within 0.005 of the default's at |\n"
           "|---|---|---|---|")

@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
-import datetime
 import json
 import math
 import os
@@ -39,7 +38,7 @@ from pathlib import Path
 
 import jax
 import numpy as np
-from common import ResultCache, machine
+from common import ResultCache, provenance
 from scipy import stats
 from tqdm.auto import tqdm
 
@@ -1142,12 +1141,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     seconds = time.perf_counter() - t0
     plot(results, order, out / f"{stem}.png")
     table = summarize(results, order)
-    command = "python benchmarks/rate_sweep.py " + " ".join(
-        sys.argv[1:] if argv is None else argv)
     report = {
-        "command": command.strip(),
-        "date": datetime.date.today().isoformat(),
-        "machine": machine(),
+        **provenance(__file__, argv),
         "gpu_mode": args.gpu_mode,
         "wall_seconds": seconds,
         "points_computed": computed,

@@ -33,17 +33,15 @@ seconds, test_rmse, curve), OUT/time_to_accuracy.md and OUT/time_to_accuracy.png
 from __future__ import annotations
 
 import argparse
-import datetime
 import functools
 import json
 import resource
-import sys
 import time
 from pathlib import Path
 
 import jax
 import numpy as np
-from common import ResultCache, machine
+from common import ResultCache, provenance
 
 import ttm_jax
 from ttm_jax import (
@@ -253,10 +251,7 @@ def main(argv=None) -> list[dict]:
                       f"{rec['seconds']:.0f} s (best epoch {rec['best_epoch']:g}, refit "
                       f"{rec['refit_epochs']} epochs)", flush=True)
     rows = verdicts(records)
-    command = "python benchmarks/time_to_accuracy.py " + " ".join(
-        sys.argv[1:] if argv is None else argv)
-    report = {"command": command.strip(), "date": datetime.date.today().isoformat(),
-              "machine": machine(), "wall_seconds": time.perf_counter() - t0,
+    report = {**provenance(__file__, argv), "wall_seconds": time.perf_counter() - t0,
               **{name: {"model": repr(c[0]), "train": repr(c[1]), "refit": c[2]}
                  for name, c in contenders.items()},
               "verdicts": rows, "records": records}

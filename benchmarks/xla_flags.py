@@ -19,7 +19,6 @@ Writes benchmarks/out/xla_flags.json.
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
 import statistics
@@ -28,7 +27,7 @@ import sys
 import time
 from pathlib import Path
 
-from common import machine
+from common import provenance
 
 HERE = Path(__file__).resolve().parent
 
@@ -105,10 +104,7 @@ def main(argv=None) -> dict:
             row["faster_every_round"] = len(ms) == len(base_ms) and all(
                 a < b for a, b in zip(ms, base_ms))
         rows.append(row)
-    report = {"command": "python benchmarks/xla_flags.py " + " ".join(
-                  sys.argv[1:] if argv is None else argv),
-              "date": datetime.date.today().isoformat(), "machine": machine(),
-              "wall_seconds": time.perf_counter() - t0,
+    report = {**provenance(__file__, argv), "wall_seconds": time.perf_counter() - t0,
               "steps": args.steps, "repeats": args.repeats, "rounds": args.rounds, "rows": rows}
     print("\n| XLA_FLAGS | ms a step, per round | median / default's | faster in every round "
           "| same loss to the last bit |\n|---|---|---|---|---|")
