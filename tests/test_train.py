@@ -100,6 +100,33 @@ def test_the_jitted_step_compiles_once(small_split):
             is make_train_chunk(graphdef, untied.replace(id_penalty_weight=0.1), "entity", 50, 50))
 
 
+def test_the_loop_traces_per_fit_not_per_check(small_split, monkeypatch):
+    # Between chunks the device waits for the host: a trace there (an unjitted vmap
+    # of the keys' fold, say) would cost every check. Count the loop's traces of
+    # fold_in, which it draws each check's keys with, for fits of 2 and of 12 checks.
+    import ttm_jax.training.step as step
+
+    calls = []
+    fold_in = jax.random.fold_in
+
+    def counted(key, data):
+        calls.append(1)  # runs when traced, never when a compiled program runs
+        return fold_in(key, data)
+
+    monkeypatch.setattr(jax.random, "fold_in", counted)
+    model = init_model(SMALL, small_split.train, key=jax.random.key(0))
+    counts = []
+    for max_epochs in (2, 12):
+        step._jitted_chunk.cache_clear()
+        calls.clear()
+        fit(model, small_split.train, small_split.validation,
+            TrainConfig(batch_size=256, max_epochs=max_epochs, eval_every_epochs=1, patience=100),
+            key=jax.random.key(1), progress=False)
+        counts.append(len(calls))
+    step._jitted_chunk.cache_clear()
+    assert counts[0] > 0 and counts[1] == counts[0]
+
+
 def test_states_laid_out_together_are_each_models_params_and_fresh_optimiser_state(small_split):
     config = TrainConfig(optimizer="muon")
     models = [init_model(SMALL, small_split.train, key=jax.random.key(k)) for k in range(3)]

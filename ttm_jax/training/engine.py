@@ -334,12 +334,18 @@ def train(
     # call): what is read from them afterwards is copied here first.
     hyper = jax.tree_util.tree_map(np.array, hyperparams_of(members.states.opt_state))
     peaks = jnp.asarray(hyper.learning_rate)
-    schedule = jax.jit(lambda t: make_schedule(config, steps_per_epoch, peak=peaks)(t))
-    fold = jax.vmap(jax.random.fold_in, in_axes=(0, None))
+    # Host work between chunks leaves the device idle, so what every check needs is
+    # computed once here: the step size at each check ([n_checks + 1, r], reported
+    # only; the optimiser computes its own), and a jitted fold of the members' keys
+    # (unjitted, vmap traces it again on every call).
+    with jax.numpy_dtype_promotion("standard"):
+        rates = np.asarray(jax.jit(jax.vmap(make_schedule(config, steps_per_epoch, peak=peaks)))(
+            jnp.arange(n_checks + 1, dtype=jnp.int32) * steps_per_check), np.float64)
+    fold = jax.jit(lambda keys, check: jax.random.key_data(
+        jax.vmap(jax.random.fold_in, in_axes=(0, None))(keys, check)))
 
     def learning_rates(step: int) -> np.ndarray:
-        with jax.numpy_dtype_promotion("standard"):
-            return np.asarray(schedule(step), np.float64)
+        return rates[step // steps_per_check]
 
     data = tuple(place((members.tables, members.train, members.validation)))
     rest = jax.tree_util.tree_map(jnp.copy, members.states.rest)
@@ -349,11 +355,16 @@ def train(
             return data
         return tuple(None if x is None else place(_take(jax.device_get(x), rows)) for x in data)
 
-    def validation_rmse(state: TrainState, rows: np.ndarray, data) -> np.ndarray | None:
-        if not validated:
+    def validate(state: TrainState, data):
+        """Dispatch the batch's validation RMSEs (``[a]``, on the device; ``None`` without
+        validation): queued behind the chunk that made ``state``, with no host gap."""
+        return None if not validated else val_fn(state.params, state.rest, data[0], data[2])
+
+    def validation_rmse(rows: np.ndarray, pending) -> np.ndarray | None:
+        if pending is None:
             return None
         rmse = np.full(r, np.inf)  # stopped rows: never an improvement
-        rmse[rows] = host(val_fn(state.params, state.rest, data[0], data[2]))
+        rmse[rows] = host(pending)
         return rmse
 
     ckpt = None
@@ -364,7 +375,7 @@ def train(
     if loop is None:
         loop = _initial_loop(members, r, 0)
         stopping, _ = loop.stopping.update(
-            None, validation_rmse(place(members.states), loop.rows, data), 0.0,
+            None, validation_rmse(loop.rows, validate(place(members.states), data)), 0.0,
             patience=config.patience, min_delta=config.min_delta)
         loop = loop._replace(stopping=stopping, epochs=np.zeros(1), train_mse=np.full((1, r), np.nan),
                              val_rmse=(np.full((1, r), np.nan) if not validated else
@@ -391,6 +402,7 @@ def train(
     history = [loop.epochs, loop.train_mse, loop.val_rmse, loop.learning_rate]
     stopping, epochs_run = loop.stopping, loop.epochs_run
     check_data = member_data(rows)
+    row_keys = members.keys[rows]
     out_of_time = False
     report = None
 
@@ -419,12 +431,13 @@ def train(
         while check < n_checks and stopping.active.any():
             n_epochs, epoch = check_epochs(config, check)
             lr = learning_rates(check * steps_per_check)
-            keys = jax.random.key_data(fold(members.keys[rows], check))
-            state, mses = chunk_of(n_epochs)(state, check_data[0], check_data[1], place(keys))
+            state, mses = chunk_of(n_epochs)(state, check_data[0], check_data[1],
+                                             place(fold(row_keys, check)))
+            pending = validate(state, check_data)
             full_mse = np.full((r, n_epochs * steps_per_epoch), np.nan)
             full_mse[rows] = host(mses)
             was_active = stopping.active
-            rmse = validation_rmse(state, rows, check_data)
+            rmse = validation_rmse(rows, pending)
             stopping, improved = stopping.update(full_mse, rmse, epoch, patience=config.patience,
                                                  min_delta=config.min_delta)
             if improved.any():
@@ -443,7 +456,7 @@ def train(
             if r > 1 and alive.any() and alive.sum() <= (3 * rows.size) // 4:
                 keep = np.flatnonzero(alive)
                 state, rows = _take(state, place(keep)), rows[keep]
-                check_data = member_data(rows)
+                check_data, row_keys = member_data(rows), members.keys[rows]
             finished = not stopping.active.any() or out_of_time or check == n_checks
             if ckpt is not None:
                 ckpt.save(snapshot(check), force=finished)
