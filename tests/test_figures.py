@@ -497,3 +497,24 @@ def test_results_md_code_structure_table_is_what_code_structure_measures():
         pytest.skip(f"revisions {shallow} are not in this checkout (a shallow clone?); "
                     "clone with full history to check the table")
     assert code_structure.table([code_structure.measure(r) for r in revs]) in section
+
+
+def test_the_narrower_towers_are_quoted_as_they_came_out():
+    section = _section(RESULTS_MD, "### Time to accuracy")
+    run = json.loads((RESULTS / "time_to_accuracy_width100.json").read_text())
+    for default, width in zip(run["verdicts"], run["candidate_verdicts"]["width100"]):
+        reach = "never" if width["reach_seconds"] is None else f"{width['reach_seconds']:.0f} s"
+        ratio = "–" if width["reach_ratio"] is None else f"{width['reach_ratio']:.3f}"
+        assert (f"| {default['default_rmse']:.4f}, {default['default_seconds']:.0f} s | "
+                f"{default['reach_seconds']:.0f} s | {default['reach_ratio']:.3f} | "
+                f"{width['default_rmse']:.4f}, {width['default_seconds']:.0f} s | {reach} | "
+                f"{ratio} |") in section
+    # Rejected for the reason given: width 100 never reaches the reference at d = 30.
+    assert [w["passes"] for w in run["candidate_verdicts"]["width100"]] == [True, True, False,
+                                                                           False]
+    probe = json.loads((RESULTS / "time_to_accuracy_width150_probe.json").read_text())
+    for rec in (r for r in probe["records"] if r["config"] == "width150"):
+        assert f"| {rec['test_rmse']:.4f}, {rec['seconds']:.0f} s |" in section
+    for rec in (run, probe):
+        minutes, seconds = divmod(round(rec["wall_seconds"]), 60)
+        assert f"{minutes} min {seconds:02d} s" in section
