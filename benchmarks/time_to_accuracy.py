@@ -82,6 +82,7 @@ CANDIDATES = {
     # Towers half as wide: level with the default on validation RMSE in the architecture
     # search (RESULTS.md §1, "How the architecture was chosen"), in about 0.6 of its time.
     "width100": (dict(hidden=(100, 100)), {}),
+    # Between the two: width 100 stalls at d = 30 (RESULTS.md §1, "Narrower towers").
     "width150": (dict(hidden=(150, 150)), {}),
 }
 
@@ -191,8 +192,10 @@ def figure(records: list[dict], settings, path: Path) -> None:
 
     fig, axes = plt.subplots(1, len(settings), figsize=(6 * len(settings), 4.2),
                              squeeze=False, layout="constrained")
-    colors = {"reference": "tab:grey", "default": "tab:blue", "width100": "tab:orange",
-              "width150": "tab:green"}
+    # Candidates take the colour cycle's next colours, one each, line and dot alike.
+    colors = {"reference": "tab:grey", "default": "tab:blue"}
+    for r in records:
+        colors.setdefault(r["config"], f"C{len(colors)}")
     for ax, setting in zip(axes[0], settings):
         mine = [r for r in records if tuple(r["setting"]) == tuple(setting)]
         for r in mine:
@@ -260,8 +263,9 @@ def main(argv=None) -> list[dict]:
                       f"{rec['refit_epochs']} epochs)", flush=True)
     rows = verdicts(records)
     # A candidate, judged in the same run by the default's rule: what it would show as the default.
-    candidate_rows = {} if args.no_reference else {
-        name: verdicts(records, name) for name in args.candidates}
+    candidate_rows = {} if "reference" not in contenders else {
+        name: verdicts(records, name) for name in contenders if name not in ("reference",
+                                                                            "default")}
     report = {**provenance(__file__, argv), "wall_seconds": time.perf_counter() - t0,
               **{name: {"model": repr(c[0]), "train": repr(c[1]), "refit": c[2]}
                  for name, c in contenders.items()},

@@ -103,9 +103,8 @@ def test_the_jitted_step_compiles_once(small_split):
 def test_the_loop_traces_per_fit_not_per_check(small_split, monkeypatch):
     # Between chunks the device waits for the host: a trace there (an unjitted vmap
     # of the keys' fold, say) would cost every check. Count the loop's traces of
-    # fold_in, which it draws each check's keys with, for fits of 2 and of 12 checks.
-    import ttm_jax.training.step as step
-
+    # fold_in, which it draws each check's keys with, for fits of 2 and of 12 checks,
+    # each from empty caches.
     calls = []
     fold_in = jax.random.fold_in
 
@@ -117,13 +116,12 @@ def test_the_loop_traces_per_fit_not_per_check(small_split, monkeypatch):
     model = init_model(SMALL, small_split.train, key=jax.random.key(0))
     counts = []
     for max_epochs in (2, 12):
-        step._jitted_chunk.cache_clear()
+        jax.clear_caches()
         calls.clear()
         fit(model, small_split.train, small_split.validation,
             TrainConfig(batch_size=256, max_epochs=max_epochs, eval_every_epochs=1, patience=100),
             key=jax.random.key(1), progress=False)
         counts.append(len(calls))
-    step._jitted_chunk.cache_clear()
     assert counts[0] > 0 and counts[1] == counts[0]
 
 

@@ -254,6 +254,13 @@ def _keep_rows(rows, mask, new, best):
     return jax.tree_util.tree_map(put, new, best)
 
 
+@jax.jit
+def _fold_keys(keys, check):
+    """Raw data of ``fold_in(keys[j], check)`` for each member ``j``: the keys of one check's
+    chunk. Jitted once for every fit: an unjitted ``vmap`` would be traced at every check."""
+    return jax.random.key_data(jax.vmap(jax.random.fold_in, in_axes=(0, None))(keys, check))
+
+
 def _take(tree, rows):
     return jax.tree_util.tree_map(lambda x: x[rows], tree)
 
@@ -334,18 +341,12 @@ def train(
     # call): what is read from them afterwards is copied here first.
     hyper = jax.tree_util.tree_map(np.array, hyperparams_of(members.states.opt_state))
     peaks = jnp.asarray(hyper.learning_rate)
-    # Host work between chunks leaves the device idle, so what every check needs is
-    # computed once here: the step size at each check ([n_checks + 1, r], reported
-    # only; the optimiser computes its own), and a jitted fold of the members' keys
-    # (unjitted, vmap traces it again on every call).
+    # Host work between chunks leaves the device idle, so the step size at every check
+    # (``[n_checks + 1, r]``, reported only; the optimiser computes its own) is computed
+    # once, here.
     with jax.numpy_dtype_promotion("standard"):
         rates = np.asarray(jax.jit(jax.vmap(make_schedule(config, steps_per_epoch, peak=peaks)))(
             jnp.arange(n_checks + 1, dtype=jnp.int32) * steps_per_check), np.float64)
-    fold = jax.jit(lambda keys, check: jax.random.key_data(
-        jax.vmap(jax.random.fold_in, in_axes=(0, None))(keys, check)))
-
-    def learning_rates(step: int) -> np.ndarray:
-        return rates[step // steps_per_check]
 
     data = tuple(place((members.tables, members.train, members.validation)))
     rest = jax.tree_util.tree_map(jnp.copy, members.states.rest)
@@ -381,7 +382,7 @@ def train(
                              val_rmse=(np.full((1, r), np.nan) if not validated else
                                        np.where(np.isfinite(stopping.best_rmse),
                                                 stopping.best_rmse, np.nan)[None]),
-                             learning_rate=learning_rates(0)[None])
+                             learning_rate=rates[:1])
     else:
         if loop.epochs[-1] > config.max_epochs:
             raise ValueError(
@@ -430,9 +431,9 @@ def train(
         check = loop.next_check
         while check < n_checks and stopping.active.any():
             n_epochs, epoch = check_epochs(config, check)
-            lr = learning_rates(check * steps_per_check)
+            lr = rates[check]
             state, mses = chunk_of(n_epochs)(state, check_data[0], check_data[1],
-                                             place(fold(row_keys, check)))
+                                             place(_fold_keys(row_keys, check)))
             pending = validate(state, check_data)
             full_mse = np.full((r, n_epochs * steps_per_epoch), np.nan)
             full_mse[rows] = host(mses)
