@@ -306,7 +306,7 @@ def check_caps(plan: Plan, settings, methods, out_dir: Path, steps: int = 1, rep
         replication (``None``: not cached and ``cached_only``). Those not cached yet run
         ``jobs`` at a time, each stored as it ends."""
         key = {**plan.key(m), "params": params}
-        name = {r: f"capfit-{run_name(s, s_idx, r, m)}-{param}-{best}" for r in range(reps)}
+        name = {r: f"capfit-{plan.run_name(s, s_idx, r, m)}-{param}-{best}" for r in range(reps)}
         tests = {r: plan.cache.load(name[r], key) for r in range(reps)}
         todo = [r for r, test in tests.items() if test is None]
         if cached_only or not todo:
@@ -339,7 +339,7 @@ def check_caps(plan: Plan, settings, methods, out_dir: Path, steps: int = 1, rep
         for m in methods:
             if m not in plan.grids:
                 continue
-            name = "tune-" + run_name(s, s_idx, 0, m)
+            name = "tune-" + plan.run_name(s, s_idx, 0, m)
             tuned = plan.cache.load(name, plan.key(m))
             if tuned is None:
                 log(f"{name}: not tuned yet (run the table first); not checked")
@@ -365,7 +365,7 @@ def check_caps(plan: Plan, settings, methods, out_dir: Path, steps: int = 1, rep
                     # and scored on test as run_one does, beside the table's own runs.
                     params = surprise_params(m, {**chosen, param: best[0]}, 1000 * s_idx)
                     for r, test in refit_all(m, s, s_idx, param, best[0], params).items():
-                        run = plan.cache.load(run_name(s, s_idx, r, m), plan.key(m))
+                        run = plan.cache.load(plan.run_name(s, s_idx, r, m), plan.key(m))
                         if run is not None and test is not None:
                             row["reps"].append(r)
                             row["test_rmse"].append(test)
@@ -458,9 +458,16 @@ def train_test(s, s_idx, r, n_ratings):
     return random_split(data, 0.3, seed=seed)
 
 
-def run_name(s, s_idx, r, m):
-    """The cache name of method ``m`` on replication ``r`` of setting ``s``."""
-    return f"s{s_idx}-{s[0]}x{s[1]}x{s[2]}-r{r}-{m}"
+def variant_tag(model_cfg: ModelConfig, train_cfg: TrainConfig, base_model: ModelConfig,
+                base_train: TrainConfig) -> str:
+    """What the ``--ttm-*`` flags changed from ``base_*``, as a suffix of TTM's cache
+    names (``"-hidden150x150-epochs3500"``; ``""`` for none): runs with other towers or
+    budgets sit beside the default's instead of replacing its committed files."""
+    fields = (("hidden", model_cfg, base_model, "hidden", lambda v: "x".join(map(str, v))),
+              ("epochs", train_cfg, base_train, "max_epochs", str),
+              ("seconds", train_cfg, base_train, "max_seconds", "{:g}".format))
+    return "".join(f"-{label}{fmt(getattr(cfg, name))}" for label, cfg, base, name, fmt in fields
+                   if getattr(cfg, name) != getattr(base, name))
 
 
 class Plan(NamedTuple):
@@ -477,6 +484,13 @@ class Plan(NamedTuple):
     refit: str
     checkpoints: Path | None
     progress: bool
+    #: Appended to TTM's cache names when its towers are not the default's
+    #: (``--ttm-hidden``), so such runs sit beside the default's instead of replacing them.
+    ttm_tag: str = ""
+
+    def run_name(self, s, s_idx, r, m) -> str:
+        """The cache name of method ``m`` on replication ``r`` of setting ``s``."""
+        return f"s{s_idx}-{s[0]}x{s[1]}x{s[2]}-r{r}-{m}" + (self.ttm_tag if m == "ttm" else "")
 
     def key(self, m: str) -> dict:
         """Everything that determines a run of method ``m``: its cache key."""
@@ -504,15 +518,15 @@ def run_one(m, s, s_idx, r, plan: Plan) -> dict:
         lambdas = list(plan.lambdas)
         if plan.tune_once and r > 0:
             # Replication 0 chose λ; this one runs the protocol at that λ alone.
-            lambdas = [plan.cache.get(run_name(s, s_idx, 0, m),
+            lambdas = [plan.cache.get(plan.run_name(s, s_idx, 0, m),
                                       lambda: run_one(m, s, s_idx, 0, plan),
                                       plan.key(m))["best_lambda"]]
-        ckpt = None if plan.checkpoints is None else plan.checkpoints / run_name(s, s_idx, r, m)
+        ckpt = None if plan.checkpoints is None else plan.checkpoints / plan.run_name(s, s_idx, r, m)
         out = score_ttm(split.train, split.test, seed, plan.model_cfg, plan.train_cfg, lambdas,
                         plan.refit, ckpt, plan.progress)
     else:
         tune_rep = 0 if plan.tune_once else r
-        name = "tune-" + run_name(s, s_idx, tune_rep, m)
+        name = "tune-" + plan.run_name(s, s_idx, tune_rep, m)
         # Each scored point is kept as it comes (an SVD++ search at n = 3000 takes an
         # hour), under the tuning's own key, so a change that voids one voids both;
         # once the tuning itself is cached the scores have done their work.
@@ -685,6 +699,10 @@ def main(argv=None):
                     help="cap TrainConfig().max_epochs (default: no cap, 4000)")
     ap.add_argument("--ttm-max-seconds", type=float, default=None,
                     help="wall-clock budget of each TTM λ-grid fit (default: none)")
+    ap.add_argument("--ttm-hidden", default=None, metavar="WIDTHS",
+                    help="TTM's hidden layer widths, a comma list such as '150,150' "
+                    "(default: ModelConfig().hidden); the cache keys hold them, so runs "
+                    "with other towers sit beside the default's")
     ap.add_argument("--quick", action="store_true",
                     help=f"one small setting {QUICK_SETTING} with |Ω|={QUICK_RATINGS}, one "
                     "replication, small grids, 2 folds, a small TTM: a smoke test")
@@ -730,7 +748,8 @@ def main(argv=None):
         model_cfg = ModelConfig(hidden=(16,))
         train_cfg = TrainConfig(batch_size=512, max_epochs=20, eval_every_epochs=5, patience=2)
         lambdas = PAPER_LAMBDAS[::6]
-    else:
+    base_model, base_train = model_cfg, train_cfg  # what the flags below change
+    if not args.quick:
         idx = []
         for part in args.settings.split(","):
             lo, _, hi = part.partition("-")
@@ -751,6 +770,16 @@ def main(argv=None):
             train_cfg = train_cfg.replace(max_epochs=args.ttm_max_epochs)
         if args.ttm_max_seconds:
             train_cfg = train_cfg.replace(max_seconds=args.ttm_max_seconds)
+    if args.ttm_hidden is not None:
+        try:
+            widths = tuple(int(v) for v in args.ttm_hidden.split(","))
+        except ValueError:
+            widths = ()
+        if not widths or min(widths) < 1:
+            raise ValueError(f"--ttm-hidden={args.ttm_hidden!r} must be a comma list of "
+                             "layer widths >= 1, such as '150,150'")
+        model_cfg = dataclasses.replace(model_cfg, hidden=widths)
+    ttm_tag = variant_tag(model_cfg, train_cfg, base_model, base_train)
     # With --check-caps, --reps 0 walks past the caps and refits nothing.
     if reps < (0 if args.check_caps else 1) or folds < 0 or folds == 1:
         raise ValueError(f"--reps={reps} must be >= 1 (>= 0 with --check-caps: no refits) "
@@ -791,7 +820,7 @@ def main(argv=None):
                    else Path(args.checkpoints or out_dir / "checkpoints"))
     plan = Plan(ResultCache(args.cache), n_ratings, grids, folds, tune_once, model_cfg,
                 train_cfg, tuple(map(float, lambdas)), args.ttm_refit, checkpoints,
-                not args.no_progress)
+                not args.no_progress, ttm_tag)
     if args.check_caps:
         return check_caps(plan, settings, methods, out_dir, steps=args.check_caps, reps=reps,
                           cached_only=args.cached_only, jobs=args.jobs)
@@ -805,7 +834,7 @@ def main(argv=None):
             for r in range(reps):
                 for m in methods:
                     bar.set_description(f"({s[0]},{s[1]},{s[2]}) rep {r} {LABELS[m]}")
-                    name = run_name(s, s_idx, r, m)
+                    name = plan.run_name(s, s_idx, r, m)
                     if args.cached_only and plan.cache.load(name, plan.key(m)) is None:
                         missing.append(name)
                         bar.update(1)

@@ -310,11 +310,15 @@ def _table1_cache() -> dict:
     protocol, whose files record it in their key."""
     runs = defaultdict(list)
     for path in sorted((ROOT / "benchmarks" / "table1_cache").glob("s[0-9]-*.json")):
-        m = re.match(r"s(\d)-\d+x\d+x\d+-r(\d)-([a-z]+)(?:-[0-9a-f]+)?\.json$", path.name)
+        m = re.match(r"s(\d)-\d+x\d+x\d+-r(\d)-([a-z]+)((?:-(?:hidden|epochs|seconds)[0-9x.]+)*)"
+                     r"(?:-[0-9a-f]+)?\.json$", path.name)
         blob = json.loads(path.read_text())
         result = blob.get("result", blob)
         method = m.group(3)
-        if method == "ttm" and "key" in blob:
+        if m.group(4):
+            # A variant of today's default (table1.py --ttm-hidden, --ttm-max-epochs, ...).
+            method = "ttm" + m.group(4)
+        elif method == "ttm" and "key" in blob:
             # Today's protocol records its key: the default of 2026-11-30 (Muon).
             method = "ttm today"
         elif method == "ttm":
@@ -393,6 +397,23 @@ def test_table1_rows_rerun_with_todays_default_are_quoted_as_the_cache_holds_the
     hours, minutes = divmod(round(seconds / 60), 60)
     assert f"**{hours} h {minutes} min**" in section and f"**{hours} h {minutes} min**" in README
 
+
+
+def test_the_d40_rows_with_towers_of_150_are_quoted_as_the_cache_holds_them():
+    runs = _table1_cache()
+    section = _section(RESULTS_MD, "### Time to accuracy")
+    bound = {s: sum(mean_se(runs[s, "ttm refit"])) for s in (6, 9)}
+    for s in (6, 9):
+        width150, today = runs[s, "ttm-hidden150x150"], runs[s, "ttm today"]
+        assert len(width150) == 5, s
+        n, m, d = table1.SETTINGS[s - 1]
+        row = (f"| ({n}, {m}, {d}) | " + ("**{:.4f}** ({:.4f})" if s == 9 else "{:.4f} ({:.4f})")
+               .format(*mean_se(width150)) + ": " + ", ".join(f"{v:.4f}" for v in width150)
+               + " | {:.4f} ({:.4f}) | {:.4f} |".format(*mean_se(today), bound[s]))
+        assert row in section, row
+    # Rejected for the reason given: (3000, 3000, 40) above its bound, (2000, 2000, 40) below.
+    assert mean_se(runs[9, "ttm-hidden150x150"])[0] > bound[9]
+    assert mean_se(runs[6, "ttm-hidden150x150"])[0] <= bound[6]
 
 
 def test_the_probes_at_3000_3000_20_are_quoted_as_they_came_out():

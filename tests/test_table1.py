@@ -467,6 +467,26 @@ def test_cached_only_reports_what_is_cached_and_trains_nothing(table1, tmp_path,
     assert len(list((tmp_path / "c").glob("s0-*.json"))) == 2  # nothing new was trained
 
 
+def test_other_towers_are_trained_and_cached_beside_the_defaults(table1, tmp_path):
+    common = ["--quick", "--methods", "ttm", "--cache", str(tmp_path / "c"), "--no-progress"]
+    table1.main([*common, "--out-dir", str(tmp_path / "a")])
+    table1.main([*common, "--ttm-hidden", "8,8", "--out-dir", str(tmp_path / "b")])
+    default, other = (json.loads((tmp_path / "c" / f"s0-200x200x20-r0-{m}.json").read_text())
+                      for m in ("ttm", "ttm-hidden8x8"))
+    assert default["key"]["model"]["hidden"] == [16] and other["key"]["model"]["hidden"] == [8, 8]
+    assert "hidden=(8, 8)" in (tmp_path / "b" / "table1.md").read_text()
+
+
+def test_only_what_the_flags_change_names_a_variant(table1):
+    base_model, base_train = ModelConfig(), TrainConfig()
+    assert table1.variant_tag(base_model, base_train, base_model, base_train) == ""
+    tag = table1.variant_tag(base_model.replace(hidden=(150, 150)),
+                             base_train.replace(max_epochs=3500), base_model, base_train)
+    assert tag == "-hidden150x150-epochs3500"
+    assert table1.variant_tag(base_model, base_train.replace(max_seconds=90.0), base_model,
+                              base_train) == "-seconds90"
+
+
 def test_adamw_decay_is_chosen_from_a_vmapped_grid_like_any_lambda(table1):
     data, _ = make_holder_synthetic(600, smoothness=1.0, intrinsic_dim=2, ambient_dim=4,
                                     noise_var=0.1, seed=1, map_seed=7)
@@ -488,7 +508,10 @@ def test_adamw_decay_is_chosen_from_a_vmapped_grid_like_any_lambda(table1):
                                         (["--check-caps", "-2"], "--check-caps"),
                                         (["--reps", "0"], "--reps"),
                                         (["--check-caps", "--jobs", "0"], "--jobs"),
-                                        (["--jobs", "2"], "--jobs")])
+                                        (["--jobs", "2"], "--jobs"),
+                                        (["--ttm-hidden", "150,x"], "--ttm-hidden"),
+                                        (["--ttm-hidden", "150,0"], "--ttm-hidden"),
+                                        (["--ttm-hidden", ""], "--ttm-hidden")])
 def test_benchmark_bad_flags_raise(table1, tmp_path, argv, word):
     with pytest.raises(ValueError, match=word):
         table1.main([*argv, "--out-dir", str(tmp_path), "--cache", str(tmp_path / "c")])
