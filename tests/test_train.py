@@ -242,6 +242,29 @@ def test_training_beats_the_mean_and_early_stopping_keeps_the_best(small_split):
     assert evaluate(reg.model_, small_split.test).overall.rmse < 0.5 * baseline
 
 
+def test_a_budget_cut_after_the_best_epoch_changes_nothing(small_split):
+    # The schedule and the minibatch keys do not depend on the budget, early stopping
+    # keeps the best checkpoint and the warm refit's length follows the best epoch: a
+    # budget anywhere at or past the best epoch gives the same model to the last bit
+    # (what lets RESULTS.md judge a shorter default budget fit by fit).
+    config = TrainConfig(max_epochs=400, eval_every_epochs=5, patience=4, batch_size=512,
+                         learning_rate=1e-2)
+
+    def protocol(max_epochs):
+        reg = TwoTowerRegressor(SMALL, config.replace(max_epochs=max_epochs), seed=0,
+                                progress=False).fit(small_split.train)
+        return reg.result_, reg.predict(small_split.test)
+
+    full, full_pred = protocol(400)
+    best = int(full.best_epoch)
+    assert full.stop_reason == "early_stopping" and full.epochs_run > best
+    cut, cut_pred = protocol(best)
+    assert cut.stop_reason == "max_epochs" and cut.best_epoch == best
+    np.testing.assert_array_equal(cut_pred, full_pred)
+    shorter, shorter_pred = protocol(best - 5)
+    assert shorter.best_epoch < best and not np.array_equal(shorter_pred, full_pred)
+
+
 @pytest.mark.parametrize("mode", ["warm", "scratch"])
 def test_the_regressor_refits_on_all_its_training_ratings(small_split, mode):
     config = TrainConfig(max_epochs=60, eval_every_epochs=5, patience=3, batch_size=256,
