@@ -416,6 +416,28 @@ def test_the_d40_rows_with_towers_of_150_are_quoted_as_the_cache_holds_them():
     assert mean_se(runs[6, "ttm-hidden150x150"])[0] <= bound[6]
 
 
+def test_the_shorter_budget_is_quoted_as_it_came_out():
+    section = _section(RESULTS_MD, "### Time to accuracy")
+    run = json.loads((RESULTS / "time_to_accuracy_budget3500.json").read_text())
+    for default, cut in zip(run["verdicts"], run["candidate_verdicts"]["budget3500"]):
+        n, m, d = default["setting"]
+        assert (f"| ({n}, {m}, {d}) | {default['seed']} | {default['reference_rmse']:.4f}, "
+                f"{default['reference_seconds']:.0f} s | {default['default_rmse']:.4f}, "
+                f"{default['default_seconds']:.0f} s | {default['reach_seconds']:.0f} s, "
+                f"{default['reach_ratio']:.3f} | {cut['default_rmse']:.4f}, "
+                f"{cut['default_seconds']:.0f} s | {cut['reach_seconds']:.0f} s, "
+                f"{cut['reach_ratio']:.4f} | {'passes' if cut['passes'] else 'fails'} |"
+                ) in section, (n, d, default["seed"])
+    minutes, seconds = divmod(round(run["wall_seconds"]), 60)
+    assert f"{minutes} min {seconds:02d} s" in section
+    # Table 1's tightest row: four of five fits the default's to the last digit.
+    runs = _table1_cache()
+    cut, today = runs[9, "ttm-epochs3500"], runs[9, "ttm today"]
+    assert sum(a == b for a, b in zip(cut, today)) == 4
+    assert "**{:.4f}** ({:.4f})".format(*mean_se(cut)) in section
+    assert f"bound of {sum(mean_se(runs[9, 'ttm refit'])):.4f}" in section
+
+
 def test_the_probes_at_3000_3000_20_are_quoted_as_they_came_out():
     probes = json.loads((RESULTS / "table1_s7_probes.json").read_text())
     section = _section(RESULTS_MD, "### Today's default in Table 1")
