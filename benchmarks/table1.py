@@ -484,8 +484,9 @@ class Plan(NamedTuple):
     refit: str
     checkpoints: Path | None
     progress: bool
-    #: Appended to TTM's cache names when its towers are not the default's
-    #: (``--ttm-hidden``), so such runs sit beside the default's instead of replacing them.
+    #: Appended to TTM's cache names when the ``--ttm-*`` flags change its towers or
+    #: budget (:func:`variant_tag`), so such runs sit beside the default's instead of
+    #: replacing them.
     ttm_tag: str = ""
 
     def run_name(self, s, s_idx, r, m) -> str:
@@ -701,8 +702,8 @@ def main(argv=None):
                     help="wall-clock budget of each TTM λ-grid fit (default: none)")
     ap.add_argument("--ttm-hidden", default=None, metavar="WIDTHS",
                     help="TTM's hidden layer widths, a comma list such as '150,150' "
-                    "(default: ModelConfig().hidden); the cache keys hold them, so runs "
-                    "with other towers sit beside the default's")
+                    "(default: ModelConfig().hidden); runs with other towers are cached "
+                    "under their own names, beside the default's")
     ap.add_argument("--quick", action="store_true",
                     help=f"one small setting {QUICK_SETTING} with |Ω|={QUICK_RATINGS}, one "
                     "replication, small grids, 2 folds, a small TTM: a smoke test")
@@ -778,7 +779,7 @@ def main(argv=None):
         if not widths or min(widths) < 1:
             raise ValueError(f"--ttm-hidden={args.ttm_hidden!r} must be a comma list of "
                              "layer widths >= 1, such as '150,150'")
-        model_cfg = dataclasses.replace(model_cfg, hidden=widths)
+        model_cfg = model_cfg.replace(hidden=widths)
     ttm_tag = variant_tag(model_cfg, train_cfg, base_model, base_train)
     # With --check-caps, --reps 0 walks past the caps and refits nothing.
     if reps < (0 if args.check_caps else 1) or folds < 0 or folds == 1:
