@@ -461,7 +461,7 @@ def train_test(s, s_idx, r, n_ratings):
 def variant_tag(model_cfg: ModelConfig, train_cfg: TrainConfig, base_model: ModelConfig,
                 base_train: TrainConfig) -> str:
     """What the ``--ttm-*`` flags changed from ``base_*``, as a suffix of TTM's cache
-    names (``"-hidden150x150-epochs3500"``; ``""`` for none): runs with other towers or
+    names (``"-hidden150x150-epochs4000"``; ``""`` for none): runs with other towers or
     budgets sit beside the default's instead of replacing its committed files."""
     fields = (("hidden", model_cfg, base_model, "hidden", lambda v: "x".join(map(str, v))),
               ("epochs", train_cfg, base_train, "max_epochs", str),

@@ -20,6 +20,8 @@ from pathlib import Path
 
 import pytest
 
+from ttm_jax import ModelConfig, TrainConfig
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 README = (ROOT / "README.md").read_text()
@@ -223,29 +225,40 @@ def test_the_fast_host_run_is_the_default_run_and_is_quoted_as_it_came_out():
 
 # --- time to accuracy -------------------------------------------------------------
 
-def _tta() -> dict:
-    return json.loads((RESULTS / "time_to_accuracy.json").read_text())
+#: The run that measured today's default (3500 epochs) beside the reference: it ran
+#: there as the candidate "budget3500", whose configuration became the default.
+TODAYS_DEFAULT_RUN = ("time_to_accuracy_budget3500.json", "budget3500")
 
 
-def _record(setting, seed, config) -> dict:
-    (rec,) = [r for r in _tta()["records"] if r["setting"] == list(setting) and r["seed"] == seed
+def _record(setting, seed, config, run="time_to_accuracy.json") -> dict:
+    records = json.loads((RESULTS / run).read_text())["records"]
+    (rec,) = [r for r in records if r["setting"] == list(setting) and r["seed"] == seed
               and r["config"] == config]
     return rec
 
 
+def test_todays_default_is_the_configuration_its_published_run_measured():
+    run, config = TODAYS_DEFAULT_RUN
+    for rec in json.loads((RESULTS / run).read_text())["records"]:
+        if rec["config"] == config:
+            assert rec["model"] == repr(ModelConfig()) and rec["train"] == repr(TrainConfig())
+
+
 def test_the_readme_example_promises_the_rmse_of_its_published_run():
     # The README's library example is the default protocol on (1500, 1500, 20) with
-    # seed 0 throughout: time_to_accuracy's "default" record for that setting and seed.
+    # seed 0 throughout: the record of today's default for that setting and seed.
     example = _section(README, "## Using the library")
     promised = re.search(r"rmse≈(\d\.\d+)", example).group(1)
-    measured = _record((1500, 1500, 20), 0, "default")["test_rmse"]
+    run, config = TODAYS_DEFAULT_RUN
+    measured = _record((1500, 1500, 20), 0, config, run)["test_rmse"]
     assert f"{measured:.{len(promised) - 2}f}" == promised
 
 
 def test_the_headline_synthetic_figure_is_the_published_runs():
     bullet = _readme_bullet("Synthetic study")
-    default = _record((1500, 1500, 20), 0, "default")
-    reference = _record((1500, 1500, 20), 0, "reference")
+    run, config = TODAYS_DEFAULT_RUN
+    default = _record((1500, 1500, 20), 0, config, run)
+    reference = _record((1500, 1500, 20), 0, "reference", run)
     assert f"{default['test_rmse']:.4f}" in bullet
     assert f"{reference['test_rmse']:.4f}" in bullet
     for rec in (default, reference):
@@ -307,7 +320,8 @@ def _table1_cache() -> dict:
     """Test RMSEs by (setting index, method) from the committed cache: TTM (with and
     without the refit) from the previous protocol's files, which carry no key; TTM
     with today's default (``"ttm today"``) and the four competitors from today's
-    protocol, whose files record it in their key."""
+    protocol, whose files record it in their key; and TTM's variants, by their tag
+    (``"ttm-epochs4000"``: the default's runs before its budget became 3500)."""
     runs = defaultdict(list)
     for path in sorted((ROOT / "benchmarks" / "table1_cache").glob("s[0-9]-*.json")):
         m = re.match(r"s(\d)-\d+x\d+x\d+-r(\d)-([a-z]+)((?:-(?:hidden|epochs|seconds)[0-9x.]+)*)"
@@ -319,7 +333,8 @@ def _table1_cache() -> dict:
             # A variant of today's default (table1.py --ttm-hidden, --ttm-max-epochs, ...).
             method = "ttm" + m.group(4)
         elif method == "ttm" and "key" in blob:
-            # Today's protocol records its key: the default of 2026-11-30 (Muon).
+            # Today's protocol records its key: the default of 2026-11-30 (Muon), with
+            # the 3500-epoch budget of 2026-12-03.
             method = "ttm today"
         elif method == "ttm":
             method = "ttm refit" if "refit_epochs" in result else "ttm"
@@ -404,7 +419,8 @@ def test_the_d40_rows_with_towers_of_150_are_quoted_as_the_cache_holds_them():
     section = _section(RESULTS_MD, "### Time to accuracy")
     bound = {s: sum(mean_se(runs[s, "ttm refit"])) for s in (6, 9)}
     for s in (6, 9):
-        width150, today = runs[s, "ttm-hidden150x150"], runs[s, "ttm today"]
+        # Both ran under the 4000-epoch budget of the time.
+        width150, today = runs[s, "ttm-hidden150x150-epochs4000"], runs[s, "ttm-epochs4000"]
         assert len(width150) == 5, s
         n, m, d = table1.SETTINGS[s - 1]
         row = (f"| ({n}, {m}, {d}) | " + ("**{:.4f}** ({:.4f})" if s == 9 else "{:.4f} ({:.4f})")
@@ -412,8 +428,8 @@ def test_the_d40_rows_with_towers_of_150_are_quoted_as_the_cache_holds_them():
                + " | {:.4f} ({:.4f}) | {:.4f} |".format(*mean_se(today), bound[s]))
         assert row in section, row
     # Rejected for the reason given: (3000, 3000, 40) above its bound, (2000, 2000, 40) below.
-    assert mean_se(runs[9, "ttm-hidden150x150"])[0] > bound[9]
-    assert mean_se(runs[6, "ttm-hidden150x150"])[0] <= bound[6]
+    assert mean_se(runs[9, "ttm-hidden150x150-epochs4000"])[0] > bound[9]
+    assert mean_se(runs[6, "ttm-hidden150x150-epochs4000"])[0] <= bound[6]
 
 
 def test_the_shorter_budget_is_quoted_as_it_came_out():
@@ -430,25 +446,27 @@ def test_the_shorter_budget_is_quoted_as_it_came_out():
                 ) in section, (n, d, default["seed"])
     minutes, seconds = divmod(round(run["wall_seconds"]), 60)
     assert f"{minutes} min {seconds:02d} s" in section
-    # Table 1's rows run so far, each as the committed cache holds it.
+    # Table 1 in full, each row as the committed cache holds it: the 3500-epoch runs
+    # are today's default's, the 4000-epoch ones the default's before.
     runs = _table1_cache()
     table = section[section.index("| (n, m, d) | 3500 epochs"):].split("\n\n", 1)[0]
-    done = [s for s in range(1, len(table1.SETTINGS) + 1) if runs[s, "ttm-epochs3500"]]
-    assert 9 in done and len(table.splitlines()) == 2 + len(done)
-    for s in done:
+    assert len(table.splitlines()) == 2 + len(table1.SETTINGS)
+    for s in range(1, len(table1.SETTINGS) + 1):
         n, m, d = table1.SETTINGS[s - 1]
-        cut, today = runs[s, "ttm-epochs3500"], runs[s, "ttm today"]
+        cut, today = runs[s, "ttm today"], runs[s, "ttm-epochs4000"]
         assert len(cut) == 5, s
         bound = sum(mean_se(runs[s, "ttm refit"]))
         seconds = sum(json.loads(path.read_text())["result"]["seconds"] for path in
-                      (ROOT / "benchmarks" / "table1_cache").glob(f"s{s}-*-ttm-epochs3500.json"))
+                      (ROOT / "benchmarks" / "table1_cache").glob(f"s{s}-*-ttm.json"))
         row = ("| ({}, {}, {}) | **{:.4f}** ({:.4f}) | {:.4f} ({:.4f}) | {:.4f} | {} of 5 | "
                "{:,.0f} s | {} |").format(n, m, d, *mean_se(cut), *mean_se(today), bound,
                                          sum(a == b for a, b in zip(cut, today)), seconds,
                                          "passes" if mean_se(cut)[0] <= bound else "fails")
         assert row in table, row
+        # The rule that made 3500 the default: every row at or below its bound.
+        assert mean_se(cut)[0] <= bound, s
     # The tightest row: four of five fits the default's to the last digit.
-    assert sum(a == b for a, b in zip(runs[9, "ttm-epochs3500"], runs[9, "ttm today"])) == 4
+    assert sum(a == b for a, b in zip(runs[9, "ttm today"], runs[9, "ttm-epochs4000"])) == 4
     assert f"bound of {sum(mean_se(runs[9, 'ttm refit'])):.4f}" in section
 
 

@@ -481,8 +481,8 @@ def test_only_what_the_flags_change_names_a_variant(table1):
     base_model, base_train = ModelConfig(), TrainConfig()
     assert table1.variant_tag(base_model, base_train, base_model, base_train) == ""
     tag = table1.variant_tag(base_model.replace(hidden=(150, 150)),
-                             base_train.replace(max_epochs=3500), base_model, base_train)
-    assert tag == "-hidden150x150-epochs3500"
+                             base_train.replace(max_epochs=4000), base_model, base_train)
+    assert tag == "-hidden150x150-epochs4000"
     assert table1.variant_tag(base_model, base_train.replace(max_seconds=90.0), base_model,
                               base_train) == "-seconds90"
 
