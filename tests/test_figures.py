@@ -230,7 +230,7 @@ def test_the_fast_host_run_is_the_default_run_and_is_quoted_as_it_came_out():
 TODAYS_DEFAULT_RUN = ("time_to_accuracy_budget3500.json", "budget3500")
 
 
-def _record(setting, seed, config, run="time_to_accuracy.json") -> dict:
+def _record(setting, seed, config, run) -> dict:
     records = json.loads((RESULTS / run).read_text())["records"]
     (rec,) = [r for r in records if r["setting"] == list(setting) and r["seed"] == seed
               and r["config"] == config]
@@ -239,9 +239,11 @@ def _record(setting, seed, config, run="time_to_accuracy.json") -> dict:
 
 def test_todays_default_is_the_configuration_its_published_run_measured():
     run, config = TODAYS_DEFAULT_RUN
-    for rec in json.loads((RESULTS / run).read_text())["records"]:
-        if rec["config"] == config:
-            assert rec["model"] == repr(ModelConfig()) and rec["train"] == repr(TrainConfig())
+    records = [r for r in json.loads((RESULTS / run).read_text())["records"]
+               if r["config"] == config]
+    assert len(records) == 4  # two settings, two seeds
+    for rec in records:
+        assert rec["model"] == repr(ModelConfig()) and rec["train"] == repr(TrainConfig())
 
 
 def test_the_readme_example_promises_the_rmse_of_its_published_run():
