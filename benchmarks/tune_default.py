@@ -18,13 +18,26 @@ Run:  python benchmarks/tune_default.py [--candidates base lr1e-2 ...] [--dims 2
       python benchmarks/tune_default.py --setting 3 --candidates library-default \
           [--lambdas 2.15e-3,4.64e-3] [--max-seconds 240]
       python benchmarks/tune_default.py --setting 1 --lambdas 1e-3 --ensemble 3 --epochs 3860
+      python benchmarks/tune_default.py --setting 7 --lambdas 1e-3 --refit-average 0.05,0.3 \
+          --reps 0 1 2 3 4
 
 ``--ensemble K`` measures what averaging K refits would gain: K copies of the
 candidate, differing only in their initialisation and minibatch keys, trained
 together (``fit_members``) on all of replication 0's training set at the one
 λ for ``--epochs`` epochs (Table 1's refit; member 0 has Table 1's own keys
 and so reproduces its refit), scored alone and with their predictions averaged.
-Writes benchmarks/out/tune_default_<platform>.json.
+
+``--refit-average F1,F2,…`` measures what averaging the parameters over the
+warm refit would gain (Polyak–Ruppert / stochastic weight averaging): for each
+replication in ``--reps`` of ``--setting`` at the one λ, the hold-out fit
+(Table 1's keys), then for each fraction F the library's warm refit
+(``continue_training``) for F of the kept epochs, scored at its end and as
+the mean of its parameters over the checks in the refit's second half. At
+F = 0.05 (``WARM_FRACTION``) the end of that refit is the library's own
+(``holdout_then_refit`` at that one λ; Table 1 trains its λ grid under ``vmap``,
+which agrees with it to float rounding).
+Writes benchmarks/out/tune_default_<platform>.json (or ``_ensemble_``,
+``_refit_average_``).
 """
 
 from __future__ import annotations
@@ -37,6 +50,7 @@ from pathlib import Path
 
 import jax
 import numpy as np
+from flax import nnx
 
 from ttm_jax import (
     ModelConfig,
@@ -49,6 +63,7 @@ from ttm_jax import (
     predict_pairs,
     random_split,
 )
+from ttm_jax.protocols import continue_training, holdout_then_refit
 
 BASE_MODEL = dict(hidden=(100, 100, 100, 100), embedding_dim=30, activation="silu",
                   standardize=True, center_ratings=True)
@@ -212,6 +227,87 @@ def run_ensemble(name: str, setting: int, lam: float, epochs: int, k: int) -> di
                 train=dataclasses.asdict(train_cfg))
 
 
+class TailAverage:
+    """A training callback: the mean of the parameters over the checks at or after
+    ``from_epoch`` (the model at each check, summed as it comes, so memory is one model)."""
+
+    def __init__(self, from_epoch: float):
+        self.from_epoch = from_epoch
+        self.total = None
+        self.count = 0
+        self.template = None
+
+    def __call__(self, report) -> None:
+        if report.finished or report.current_model is None or report.epoch < self.from_epoch:
+            return
+        model = report.current_model(0)
+        params = nnx.state(model, nnx.Param)
+        self.template = model
+        self.total = params if self.total is None else jax.tree_util.tree_map(
+            lambda a, b: a + b, self.total, params)
+        self.count += 1
+
+    def model(self):
+        """The model with the averaged parameters (everything else: the last check's)."""
+        if not self.count:
+            raise ValueError(f"no check at or after epoch {self.from_epoch:g} to average")
+        averaged = nnx.clone(self.template)
+        nnx.update(averaged, jax.tree_util.tree_map(lambda a: a / self.count, self.total))
+        return averaged
+
+
+def refit_average(model_cfg: ModelConfig, train_cfg: TrainConfig, train, test, seed: int,
+                  lam: float, fractions) -> dict:
+    """Table 1's protocol on ``train`` at λ = ``lam`` (keys from ``seed``, as
+    ``table1.score_ttm``), with the warm refit run for each of ``fractions`` of the
+    kept epochs: test RMSE at the refit's end and of its parameters averaged over the
+    checks in its second half."""
+    import table1
+
+    cfg = train_cfg.replace(penalty_weight=lam)
+    key = jax.random.key(seed + 1)
+    t0 = time.perf_counter()
+    held = holdout_then_refit(model_cfg, train, cfg, refit="none",
+                              validation_fraction=table1.HOLDOUT_FRACTION, split_seed=seed + 1,
+                              init_key=jax.random.key(seed), key=key, progress=False)
+    selection = held.selection
+    row = dict(seed=seed, lam=lam, best_epoch=float(selection.best_epoch),
+               holdout_seconds=time.perf_counter() - t0,
+               early_stopped_test_rmse=evaluate(selection.model, test).overall.rmse, refits=[])
+    for fraction in fractions:
+        epochs = max(1, int(np.ceil(fraction * selection.best_epoch)))
+        tail = TailAverage(from_epoch=epochs / 2)
+        t1 = time.perf_counter()
+        again = continue_training(selection, train, cfg, key=key, fraction=fraction,
+                                  callbacks=[tail], progress=False)
+        row["refits"].append(dict(
+            fraction=fraction, epochs=int(again.epochs_run), checks_averaged=tail.count,
+            final_test_rmse=evaluate(again.model, test).overall.rmse,
+            averaged_test_rmse=evaluate(tail.model(), test).overall.rmse,
+            seconds=time.perf_counter() - t1))
+    return row
+
+
+def run_refit_average(name: str, setting: int, reps, lam: float, fractions) -> list[dict]:
+    """:func:`refit_average` on replications ``reps`` of Table 1's ``setting``."""
+    import table1
+
+    s = table1.SETTINGS[setting - 1]
+    model_cfg, train_cfg = configs(name, None)
+    rows = []
+    for r in reps:
+        split = table1.train_test(s, setting, r, table1.N_RATINGS)
+        row = refit_average(model_cfg, train_cfg, split.train, split.test, 1000 * setting + r,
+                            lam, fractions)
+        rows.append(dict(name=name, setting=setting, rep=r, **row,
+                         model=dataclasses.asdict(model_cfg), train=dataclasses.asdict(train_cfg)))
+        print(f"{name} setting {setting} rep {r}: early-stopped {row['early_stopped_test_rmse']:.4f}; "
+              + "; ".join(f"refit {x['fraction']:g}: end {x['final_test_rmse']:.4f}, "
+                          f"averaged {x['averaged_test_rmse']:.4f} ({x['seconds']:.0f} s)"
+                          for x in row["refits"]), flush=True)
+    return rows
+
+
 def run(name: str, d: int, seed: int, max_seconds: float | None, refit: str = "warm") -> dict:
     """The quick-start data through ``TwoTowerRegressor`` (with its refit on all of
     train, unless ``refit="none"``); test RMSE of the model it keeps."""
@@ -254,6 +350,11 @@ def main(argv=None):
                          "(see above)")
     ap.add_argument("--epochs", type=int, default=None,
                     help="with --ensemble: the refit's epochs (Table 1's grid's best epoch)")
+    ap.add_argument("--refit-average", default=None, metavar="F1,F2",
+                    help="with --setting and one --lambdas value: warm refits of these fractions "
+                         "of the kept epochs, scored at their end and averaged (see above)")
+    ap.add_argument("--reps", type=int, nargs="+", default=[0],
+                    help="with --refit-average: the replications of the setting")
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "out")
     args = ap.parse_args(argv)
     if "architecture" in args.candidates:
@@ -266,6 +367,18 @@ def main(argv=None):
     if args.lambdas and args.setting is None:
         raise ValueError("--lambdas needs --setting (the λ grid is judged on Table 1's protocol)")
     lambdas = [float(v) for v in args.lambdas.split(",")] if args.lambdas else None
+    if args.refit_average is not None:
+        if args.setting is None or lambdas is None or len(lambdas) != 1:
+            raise ValueError("--refit-average needs --setting N and one --lambdas value "
+                             "(e.g. --setting 7 --lambdas 1e-3 --refit-average 0.05,0.3)")
+        fractions = [float(v) for v in args.refit_average.split(",")]
+        if not all(0 < f <= 1 for f in fractions):
+            raise ValueError(f"--refit-average {args.refit_average}: each fraction must be in (0, 1]")
+        for name in args.candidates:
+            rows += run_refit_average(name, args.setting, args.reps, lambdas[0], fractions)
+            (args.out / f"tune_default_refit_average_{dev.platform}.json").write_text(
+                json.dumps(dict(device=dev.device_kind, rows=rows), indent=2))
+        return
     if args.ensemble is not None:
         if args.setting is None or lambdas is None or len(lambdas) != 1 or not args.epochs:
             raise ValueError("--ensemble K needs --setting N, one --lambdas value and --epochs E "

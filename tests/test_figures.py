@@ -485,6 +485,36 @@ def test_the_probes_at_3000_3000_20_are_quoted_as_they_came_out():
             assert f"--candidates {row['name']} --lambdas" in section, row["name"]
             assert f"{row['best_epoch']:.0f} / {row['epochs_run']:.0f}" in section, row["name"]
 
+
+
+def test_the_refit_average_probe_is_quoted_as_it_came_out():
+    probe = json.loads((RESULTS / "refit_average_probe.json").read_text())
+    section = _section(RESULTS_MD, "### Averaging the refit's parameters")
+    for run in probe["runs"]:
+        assert run["command"] in section
+        for row in run["rows"]:
+            short, longer = row["refits"]
+            assert (short["fraction"], longer["fraction"]) == (0.05, 0.3)
+            cells = [row["early_stopped_test_rmse"], short["final_test_rmse"],
+                     short["averaged_test_rmse"], longer["final_test_rmse"],
+                     longer["averaged_test_rmse"]]
+            d = table1.SETTINGS[row["setting"] - 1][2]
+            assert (f"| (3000, 3000, {d}) | {row['rep']} | "
+                    + " | ".join(f"{v:.4f}" for v in cells) + " |") in section, row
+    # The d = 20 means, and "averaging is better in all 14 refits".
+    rows = probe["runs"][0]["rows"]
+    for k, key in ((0, "final_test_rmse"), (1, "averaged_test_rmse")):
+        mean, se = mean_se([r["refits"][k][key] for r in rows])
+        assert f"**{mean:.4f} ({se:.4f})**" in section
+    refits = [x for run in probe["runs"] for r in run["rows"] for x in r["refits"]]
+    assert len(refits) == 14 and all(x["averaged_test_rmse"] < x["final_test_rmse"] for x in refits)
+    # The 5% column is Table 1's own refit: its mean is the committed row's.
+    committed = [json.loads(path.read_text())["result"]["test_rmse"] for path in
+                 sorted((ROOT / "benchmarks" / "table1_cache").glob("s7-*-ttm.json"))]
+    assert len(committed) == 5
+    assert round(mean_se(committed)[0], 3) == round(mean_se(
+        [r["refits"][0]["final_test_rmse"] for r in rows])[0], 3)
+
 # --- training step ----------------------------------------------------------------
 
 def test_the_training_step_figures_are_the_published_runs():
