@@ -246,6 +246,20 @@ def test_todays_default_is_the_configuration_its_published_run_measured():
         assert rec["model"] == repr(ModelConfig()) and rec["train"] == repr(TrainConfig())
 
 
+
+def test_the_rerun_after_adoption_is_todays_default_and_matches_its_first_run():
+    rerun = json.loads((RESULTS / "time_to_accuracy_default3500.json").read_text())
+    assert rerun["default"]["train"] == repr(TrainConfig())
+    assert rerun["default"]["model"] == repr(ModelConfig())
+    # Deterministic runs: the same RMSEs as the run that measured it as budget3500.
+    run, config = TODAYS_DEFAULT_RUN
+    for v in rerun["verdicts"]:
+        first = _record(tuple(v["setting"]), v["seed"], config, run)
+        assert v["default_rmse"] == first["test_rmse"], v["setting"]
+    tightest = max(v["reach_ratio"] for v in rerun["verdicts"])
+    assert all(v["passes"] for v in rerun["verdicts"])
+    assert f"passed all four again, the last at {tightest:.3f}" in _readme_bullet("Synthetic study")
+
 def test_the_readme_example_promises_the_rmse_of_its_published_run():
     # The README's library example is the default protocol on (1500, 1500, 20) with
     # seed 0 throughout: the record of today's default for that setting and seed.
@@ -268,7 +282,8 @@ def test_the_headline_synthetic_figure_is_the_published_runs():
         assert f"{minutes} min {seconds:02d} s" in bullet
 
 
-@pytest.mark.parametrize("run", ["time_to_accuracy.json", "time_to_accuracy_fast_host.json"])
+@pytest.mark.parametrize("run", ["time_to_accuracy.json", "time_to_accuracy_fast_host.json",
+                                 "time_to_accuracy_default3500.json"])
 def test_every_time_to_accuracy_ratio_in_results_md_is_the_runs(run):
     section = _section(RESULTS_MD, "### Time to accuracy")
     published = json.loads((RESULTS / run).read_text())
@@ -279,7 +294,7 @@ def test_every_time_to_accuracy_ratio_in_results_md_is_the_runs(run):
         assert f"{v['default_rmse']:.4f}, {v['default_seconds']:.0f} s" in section
         assert f"{v['reference_rmse']:.4f}, {v['reference_seconds']:.0f} s" in section
         assert ("passes" if v["passes"] else "fails") in section
-    if run == "time_to_accuracy_fast_host.json":
+    if run in ("time_to_accuracy_fast_host.json", "time_to_accuracy_default3500.json"):
         minutes, seconds = divmod(round(published["wall_seconds"]), 60)
         wall = f"{minutes} min {seconds:02d} s"
         assert wall in section and wall in README
