@@ -228,17 +228,18 @@ def run_ensemble(name: str, setting: int, lam: float, epochs: int, k: int) -> di
 
 
 class TailAverage:
-    """A training callback: the mean of the parameters over the checks at or after
-    ``from_epoch`` (the model at each check, summed as it comes, so memory is one model)."""
+    """A training callback: the mean of the parameters over the checks in the second
+    half of the run (epoch ≥ half its budget, ``CheckReport.max_epochs``), summed as
+    they come, so memory is one model."""
 
-    def __init__(self, from_epoch: float):
-        self.from_epoch = from_epoch
+    def __init__(self):
         self.total = None
         self.count = 0
         self.template = None
 
     def __call__(self, report) -> None:
-        if report.finished or report.current_model is None or report.epoch < self.from_epoch:
+        if (report.finished or report.current_model is None
+                or report.epoch < report.max_epochs / 2):
             return
         model = report.current_model(0)
         params = nnx.state(model, nnx.Param)
@@ -250,7 +251,7 @@ class TailAverage:
     def model(self):
         """The model with the averaged parameters (everything else: the last check's)."""
         if not self.count:
-            raise ValueError(f"no check at or after epoch {self.from_epoch:g} to average")
+            raise ValueError("no check in the run's second half to average")
         averaged = nnx.clone(self.template)
         nnx.update(averaged, jax.tree_util.tree_map(lambda a: a / self.count, self.total))
         return averaged
@@ -275,8 +276,7 @@ def refit_average(model_cfg: ModelConfig, train_cfg: TrainConfig, train, test, s
                holdout_seconds=time.perf_counter() - t0,
                early_stopped_test_rmse=evaluate(selection.model, test).overall.rmse, refits=[])
     for fraction in fractions:
-        epochs = max(1, int(np.ceil(fraction * selection.best_epoch)))
-        tail = TailAverage(from_epoch=epochs / 2)
+        tail = TailAverage()
         t1 = time.perf_counter()
         again = continue_training(selection, train, cfg, key=key, fraction=fraction,
                                   callbacks=[tail], progress=False)

@@ -246,7 +246,6 @@ def test_todays_default_is_the_configuration_its_published_run_measured():
         assert rec["model"] == repr(ModelConfig()) and rec["train"] == repr(TrainConfig())
 
 
-
 def test_the_rerun_after_adoption_is_todays_default_and_matches_its_first_run():
     rerun = json.loads((RESULTS / "time_to_accuracy_default3500.json").read_text())
     assert rerun["default"]["train"] == repr(TrainConfig())
@@ -259,6 +258,7 @@ def test_the_rerun_after_adoption_is_todays_default_and_matches_its_first_run():
     tightest = max(v["reach_ratio"] for v in rerun["verdicts"])
     assert all(v["passes"] for v in rerun["verdicts"])
     assert f"passed all four again, the last at {tightest:.3f}" in _readme_bullet("Synthetic study")
+
 
 def test_the_readme_example_promises_the_rmse_of_its_published_run():
     # The README's library example is the default protocol on (1500, 1500, 20) with
@@ -501,7 +501,6 @@ def test_the_probes_at_3000_3000_20_are_quoted_as_they_came_out():
             assert f"{row['best_epoch']:.0f} / {row['epochs_run']:.0f}" in section, row["name"]
 
 
-
 def test_the_refit_average_probe_is_quoted_as_it_came_out():
     probe = json.loads((RESULTS / "refit_average_probe.json").read_text())
     section = _section(RESULTS_MD, "### Averaging the refit's parameters")
@@ -524,11 +523,11 @@ def test_the_refit_average_probe_is_quoted_as_it_came_out():
     refits = [x for run in probe["runs"] for r in run["rows"] for x in r["refits"]]
     assert len(refits) == 14 and all(x["averaged_test_rmse"] < x["final_test_rmse"] for x in refits)
     # The 5% column is Table 1's own refit: its mean is the committed row's.
-    committed = [json.loads(path.read_text())["result"]["test_rmse"] for path in
-                 sorted((ROOT / "benchmarks" / "table1_cache").glob("s7-*-ttm.json"))]
+    committed = _table1_cache()[7, "ttm today"]
     assert len(committed) == 5
     assert round(mean_se(committed)[0], 3) == round(mean_se(
         [r["refits"][0]["final_test_rmse"] for r in rows])[0], 3)
+
 
 # --- training step ----------------------------------------------------------------
 
